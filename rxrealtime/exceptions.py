@@ -1,0 +1,168 @@
+"""Every error rxrealtime raises or publishes on ``session.errors``.
+
+Catch :class:`RealtimeError` for all of them, or a precise subclass::
+
+    RealtimeError
+    ├── ProtocolError          a frame that breaks PROTOCOL.md (bad JSON, unknown type,
+    │                          wrong field type, binary, oversized); the session goes on
+    ├── ServerError            an ``error`` frame sent by the server
+    │   └── AuthError          a permanent one (invalid api key, unauthorized, ...): never retried
+    ├── ConnectionLost         the signaling socket or the peer connection died unexpectedly
+    ├── ConnectTimeout         ``connect()`` did not finish in time (also a ``TimeoutError``)
+    ├── AckTimeout             no ``prompt_ack`` / ``set_image_ack`` in time (also a ``TimeoutError``)
+    ├── RequestRejected        the server answered a prompt or image with ``success: false``
+    ├── SubscriberError        a subscriber raised; the others still got the value
+    ├── SessionClosed          the session was closed for good while the call waited
+    ├── NotConnected           a call that needs a connection, made while disconnected
+    └── ConfigError            a bad user argument or option (also a ``ValueError``)
+        └── InvalidToken       a subscribe token that cannot be decoded
+
+Errors published on streams are values, never ``on_error``: one error never ends a stream.
+Messages never contain an API key; URLs in them are redacted.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AckTimeout",
+    "AuthError",
+    "ConfigError",
+    "ConnectTimeout",
+    "ConnectionLost",
+    "InvalidToken",
+    "NotConnected",
+    "ProtocolError",
+    "RealtimeError",
+    "RequestRejected",
+    "ServerError",
+    "SessionClosed",
+    "SubscriberError",
+]
+
+#: Substrings (lower case) that make a server error permanent, as PROTOCOL.md lists them.
+PERMANENT_ERROR_MARKERS = (
+    "invalid api key",
+    "unauthorized",
+    "401",
+    "permission denied",
+    "not allowed",
+    "invalid session",
+)
+
+FRAME_EXCERPT_LIMIT = 200
+
+
+class RealtimeError(Exception):
+    """Base class of every rxrealtime error."""
+
+    def __eq__(self, other: object) -> bool:
+        # Errors travel as values through streams; equal type and text is equal value,
+        # which keeps marble-test expectations simple.
+        return type(self) is type(other) and self.args == getattr(other, "args", None)
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.args))
+
+
+class ProtocolError(RealtimeError):
+    """A frame that does not follow PROTOCOL.md.
+
+    ``reason`` says what is wrong; ``frame`` is a truncated copy of the offending frame
+    (at most 200 characters) so that a log line never carries a whole oversized payload.
+    """
+
+    def __init__(self, reason: str, frame: bytes | str | None = None) -> None:
+        self.reason = reason
+        self.frame = excerpt(frame)
+        super().__init__(reason, self.frame)
+
+    def __str__(self) -> str:
+        if self.frame is None:
+            return self.reason
+        return f"{self.reason} (frame: {self.frame})"
+
+
+class ServerError(RealtimeError):
+    """The server sent an ``error`` frame; ``message`` is its text."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return self.message
+
+    @property
+    def permanent(self) -> bool:
+        return is_permanent_error(self.message)
+
+
+class AuthError(ServerError):
+    """A permanent server error: the key, the permission or the session is refused."""
+
+
+class ConnectionLost(RealtimeError):
+    """The transport went away without the session asking for it."""
+
+
+class ConnectTimeout(RealtimeError, TimeoutError):
+    """``connect()`` did not reach the ``connected`` state within its timeout."""
+
+
+class AckTimeout(RealtimeError, TimeoutError):
+    """The server did not acknowledge a prompt or an image in time."""
+
+
+class RequestRejected(RealtimeError):
+    """The server acknowledged a prompt or image with ``success: false``."""
+
+
+class SubscriberError(RealtimeError):
+    """A subscriber of ``stream`` raised ``error``; other subscribers were not affected."""
+
+    def __init__(self, stream: str, error: BaseException) -> None:
+        self.stream = stream
+        self.error = error
+        super().__init__(stream, repr(error))
+
+    def __str__(self) -> str:
+        return f"subscriber of {self.stream!r} raised {self.error!r}"
+
+
+class SessionClosed(RealtimeError):
+    """The session was closed for good; it cannot be used again."""
+
+
+class NotConnected(RealtimeError):
+    """The call needs a live connection; ``connect()`` first (or wait for the reconnect)."""
+
+
+class ConfigError(RealtimeError, ValueError):
+    """A user argument or option is invalid; raised at the call, before any I/O."""
+
+
+class InvalidToken(ConfigError):
+    """A subscribe token is not urlsafe base64 JSON with ``sid``, ``ip`` and ``port``."""
+
+
+def is_permanent_error(message: str) -> bool:
+    """Whether a server error text means "never retry" under PROTOCOL.md."""
+    lowered = message.lower()
+    return any(marker in lowered for marker in PERMANENT_ERROR_MARKERS)
+
+
+def server_error(message: str) -> ServerError:
+    """The typed error for an ``error`` frame's text."""
+    return AuthError(message) if is_permanent_error(message) else ServerError(message)
+
+
+def excerpt(frame: bytes | str | None, limit: int = FRAME_EXCERPT_LIMIT) -> str | None:
+    if frame is None:
+        return None
+    if isinstance(frame, (bytes, bytearray, memoryview)):
+        text = bytes(frame[: limit + 1]).decode("utf-8", errors="replace")
+    else:
+        text = frame[: limit + 1]
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    return text

@@ -1,0 +1,104 @@
+"""User-facing session options, validated by pydantic so mistakes get precise messages.
+
+Validation runs in ``Session(...)``, before any I/O; a bad option raises
+:class:`~rxrealtime.ConfigError` whose text never contains the API key.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from . import __version__
+from .exceptions import ConfigError
+
+__all__ = ["IceServer", "ReconnectPolicy", "SessionOptions", "default_user_agent"]
+
+API_KEY_ENV = "RXREALTIME_API_KEY"
+MAX_PROMPT_CHARS = 1000
+
+
+def default_user_agent() -> str:
+    return f"rxrealtime/{__version__} python/{platform.python_version()}"
+
+
+class IceServer(BaseModel):
+    """A STUN or TURN server, as ``RTCIceServer`` takes it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    urls: str | list[str]
+    username: str | None = None
+    credential: SecretStr | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "urls": self.urls,
+            "username": self.username,
+            "credential": self.credential.get_secret_value() if self.credential else None,
+        }
+
+
+class ReconnectPolicy(BaseModel):
+    """Exponential backoff after an unexpected loss (PROTOCOL.md's production defaults)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = True
+    max_attempts: int = Field(default=5, ge=0, le=1000)
+    initial_delay_s: float = Field(default=1.0, ge=0.0, le=3600.0)
+    max_delay_s: float = Field(default=10.0, ge=0.0, le=3600.0)
+    multiplier: float = Field(default=2.0, ge=1.0, le=100.0)
+
+    def delays(self) -> list[float]:
+        """The wait before each attempt, in order."""
+        if not self.enabled:
+            return []
+        out, delay = [], self.initial_delay_s
+        for _ in range(self.max_attempts):
+            out.append(min(delay, self.max_delay_s))
+            delay *= self.multiplier
+        return out
+
+
+class SessionOptions(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    api_key: SecretStr
+    ice_servers: list[IceServer] = Field(default_factory=list)
+    resolution: Literal["720p", "1080p"] | None = None
+    user_agent: str = Field(default_factory=default_user_agent, min_length=1, max_length=256)
+    connect_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    prompt_ack_timeout_s: float = Field(default=15.0, gt=0, le=600)
+    image_ack_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    max_prompt_chars: int = Field(default=MAX_PROMPT_CHARS, gt=0)
+    max_image_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    max_frame_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    stats_interval_s: float | None = Field(default=2.0, gt=0)
+    reconnect: ReconnectPolicy = Field(default_factory=ReconnectPolicy)
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_not_blank(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError(f"api key is empty; pass api_key= or set {API_KEY_ENV}")
+        return value
+
+
+def build_options(api_key: str | None, **options: Any) -> SessionOptions:
+    """Validate options; the key comes from ``api_key`` or ``RXREALTIME_API_KEY``."""
+    key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+    if key is None:
+        raise ConfigError(f"no API key: pass api_key= or set {API_KEY_ENV}")
+    try:
+        return SessionOptions(api_key=key, **options)
+    except ValidationError as exc:
+        # pydantic echoes input values; the key must never appear in the message.
+        lines = [
+            f"{'.'.join(str(p) for p in err['loc']) or 'options'}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise ConfigError("invalid session options: " + "; ".join(lines)) from None

@@ -1,0 +1,258 @@
+"""The wire protocol of PROTOCOL.md as msgspec tagged structs: pure, no I/O.
+
+The two unions below *are* the protocol tables. The client, the embedded server, the
+tests, the fuzzers and the benchmarks all share these structs and the two module-level
+decoders, which are built once: decoding a frame is one call into msgspec.
+
+Structs are frozen (safe to hand to many subscribers) and, where they hold nothing that
+could form a reference cycle, ``gc=False`` so that millions of ticks cost the garbage
+collector nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Union
+
+import msgspec
+
+from .exceptions import InvalidToken, ProtocolError
+
+__all__ = [
+    "Answer",
+    "ClientMessage",
+    "ErrorMessage",
+    "GenerationEnded",
+    "GenerationStarted",
+    "GenerationTick",
+    "IceCandidate",
+    "IceCandidateMessage",
+    "IceRestart",
+    "IncomingMessage",
+    "Offer",
+    "OutgoingMessage",
+    "PromptAck",
+    "PromptMessage",
+    "QueuePosition",
+    "Ready",
+    "ServerMessage",
+    "SessionIdMessage",
+    "SetImageAck",
+    "SetImageMessage",
+    "SubscribeTarget",
+    "TurnConfig",
+    "decode",
+    "decode_client_message",
+    "encode",
+    "make_subscribe_token",
+    "parse_subscribe_token",
+]
+
+
+class _Frame(msgspec.Struct, frozen=True, tag_field="type", forbid_unknown_fields=False):
+    """Base of every frame: ``type`` is the tag, unknown fields are ignored."""
+
+
+# -- shared payloads ---------------------------------------------------------------
+
+
+class IceCandidate(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
+    candidate: str
+    sdpMLineIndex: int | None = None  # noqa: N815 - wire name
+    sdpMid: str | None = None  # noqa: N815 - wire name
+
+
+class TurnConfig(msgspec.Struct, frozen=True, gc=False):
+    username: str
+    credential: str
+    server_url: str
+
+    def __repr__(self) -> str:
+        # The TURN credential is a secret like an API key.
+        return f"TurnConfig(username={self.username!r}, credential='***', server_url={self.server_url!r})"
+
+
+# -- both directions ---------------------------------------------------------------
+
+
+class IceCandidateMessage(_Frame, tag="ice-candidate"):
+    candidate: IceCandidate
+
+
+# -- client to server --------------------------------------------------------------
+
+
+class Offer(_Frame, tag="offer", gc=False):
+    sdp: str
+
+
+class PromptMessage(_Frame, tag="prompt", gc=False):
+    prompt: str
+    enhance_prompt: bool = True
+
+
+class SetImageMessage(_Frame, tag="set_image", omit_defaults=True, gc=False):
+    # ``image_data`` has no default, so it is always sent, as null to clear the image;
+    # the optional fields are omitted rather than sent as null (PROTOCOL.md).
+    image_data: str | None
+    prompt: str | None = None
+    enhance_prompt: bool | None = None
+
+    def __repr__(self) -> str:
+        size = "None" if self.image_data is None else f"<{len(self.image_data)} chars>"
+        return f"SetImageMessage(image_data={size}, prompt={self.prompt!r})"
+
+
+# -- server to client --------------------------------------------------------------
+
+
+class Answer(_Frame, tag="answer", gc=False):
+    sdp: str
+
+
+class SessionIdMessage(_Frame, tag="session_id", gc=False):
+    session_id: str
+    server_ip: str
+    server_port: int
+
+
+class Ready(_Frame, tag="ready", gc=False):
+    pass
+
+
+class PromptAck(_Frame, tag="prompt_ack", gc=False):
+    prompt: str
+    success: bool
+    error: str | None = None
+
+
+class SetImageAck(_Frame, tag="set_image_ack", gc=False):
+    success: bool
+    error: str | None = None
+
+
+class GenerationStarted(_Frame, tag="generation_started", gc=False):
+    pass
+
+
+class GenerationTick(_Frame, tag="generation_tick", gc=False):
+    seconds: int
+
+
+class GenerationEnded(_Frame, tag="generation_ended", gc=False):
+    seconds: int
+    reason: str
+
+
+class QueuePosition(_Frame, tag="queue_position", gc=False):
+    position: int
+    queue_size: int
+
+
+class IceRestart(_Frame, tag="ice-restart"):
+    turn_config: TurnConfig
+
+
+class ErrorMessage(_Frame, tag="error", gc=False):
+    error: str
+
+
+ServerMessage = Union[
+    Answer,
+    IceCandidateMessage,
+    SessionIdMessage,
+    Ready,
+    PromptAck,
+    SetImageAck,
+    GenerationStarted,
+    GenerationTick,
+    GenerationEnded,
+    QueuePosition,
+    IceRestart,
+    ErrorMessage,
+]
+"""Every frame a server may send: what ``decode`` returns."""
+
+ClientMessage = Union[Offer, IceCandidateMessage, PromptMessage, SetImageMessage]
+"""Every frame a client may send: what ``decode_client_message`` returns."""
+
+IncomingMessage = ServerMessage
+OutgoingMessage = ClientMessage
+
+_server_decoder: msgspec.json.Decoder[ServerMessage] = msgspec.json.Decoder(ServerMessage)
+_client_decoder: msgspec.json.Decoder[ClientMessage] = msgspec.json.Decoder(ClientMessage)
+_encoder = msgspec.json.Encoder()
+
+
+def decode(frame: bytes | str) -> ServerMessage:
+    """Decode one server frame (text or UTF-8 bytes) into its struct.
+
+    Raises :class:`ProtocolError`, and nothing else, for malformed JSON, a missing or
+    unknown ``type``, a missing field or a field of the wrong type.
+    """
+    try:
+        return _server_decoder.decode(frame)
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError too
+        raise ProtocolError(str(exc), frame) from None
+    except (TypeError, UnicodeError, ValueError) as exc:
+        raise ProtocolError(f"undecodable frame: {exc}", _safe(frame)) from None
+
+
+def decode_client_message(frame: bytes | str) -> ClientMessage:
+    """Decode one client frame, as a server does; same error contract as :func:`decode`."""
+    try:
+        return _client_decoder.decode(frame)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(str(exc), frame) from None
+    except (TypeError, UnicodeError, ValueError) as exc:
+        raise ProtocolError(f"undecodable frame: {exc}", _safe(frame)) from None
+
+
+def encode(message: ServerMessage | ClientMessage) -> bytes:
+    """Encode any frame of either direction to its JSON bytes."""
+    return _encoder.encode(message)
+
+
+def _safe(frame: object) -> bytes | str | None:
+    return frame if isinstance(frame, (bytes, str)) else None
+
+
+# -- subscribe tokens --------------------------------------------------------------
+
+
+class SubscribeTarget(msgspec.Struct, frozen=True, gc=False):
+    """What a subscribe token names: a server session and the server that runs it."""
+
+    sid: str
+    ip: str
+    port: int
+
+
+_token_decoder = msgspec.json.Decoder(SubscribeTarget)
+
+
+def make_subscribe_token(session_id: str, server_ip: str, server_port: int) -> str:
+    """``urlsafe_base64(json({"sid", "ip", "port"}))`` as PROTOCOL.md defines it."""
+    payload = _encoder.encode(SubscribeTarget(sid=session_id, ip=server_ip, port=server_port))
+    return base64.urlsafe_b64encode(payload).decode("ascii")
+
+
+def parse_subscribe_token(token: str) -> SubscribeTarget:
+    """Decode a subscribe token or raise :class:`InvalidToken` saying what is wrong."""
+    if not isinstance(token, str) or not token.strip():
+        raise InvalidToken("subscribe token is empty")
+    text = token.strip()
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidToken("subscribe token is not urlsafe base64") from None
+    try:
+        target = _token_decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise InvalidToken(f"subscribe token lacks sid/ip/port or has wrong types: {exc}") from None
+    except msgspec.DecodeError:
+        raise InvalidToken("subscribe token is not base64-encoded JSON") from None
+    if not target.sid or not target.ip or not 0 < target.port < 65536:
+        raise InvalidToken("subscribe token has an empty sid/ip or a port out of range")
+    return target

@@ -1,0 +1,520 @@
+"""The embedded reference server: PROTOCOL.md on loopback, for the demo and every test.
+
+Real aiohttp WebSocket signaling and a real aiortc peer that sends back the client's
+video with a visible, prompt-dependent transform (numpy on each frame). A billing
+clock sends ``generation_tick`` every ``tick_interval_s``; each tick bills
+``seconds_per_tick`` seconds, so tests can run the clock faster than real time while
+the totals stay whole numbers. :class:`Faults` switches misbehaviour on for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import hmac
+import logging
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+from aiohttp import WSMsgType, web
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaRelay
+from av import VideoFrame
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from . import protocol as p
+from .exceptions import ConfigError, ProtocolError
+from .media import SyntheticTrack
+from .options import MAX_PROMPT_CHARS
+from .transport import (
+    candidate_from_wire,
+    create_peer_connection,
+    gather_on_loopback,
+    is_loopback_host,
+)
+
+__all__ = [
+    "EmbeddedServer",
+    "Faults",
+    "ServerSettings",
+    "prompt_tint",
+    "serve_embedded",
+    "transform_frame",
+]
+
+logger = logging.getLogger(__name__)
+
+STREAM_PATHS = ("/v1/stream", "/v1/avatar-live/stream")
+
+
+class Faults(BaseModel):
+    """Misbehaviour to inject, for tests of the client's resilience."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reject_auth: bool = False
+    """Answer every connection with ``error: invalid api key``, whatever the key."""
+    malformed_every_n_ticks: int | None = Field(default=None, gt=0)
+    """After every N-th tick, send a frame that is not valid JSON."""
+
+
+class ServerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    api_key: SecretStr = Field(default_factory=lambda: SecretStr("rt_" + secrets.token_urlsafe(18)))
+    tick_interval_s: float = Field(default=1.0, gt=0, le=3600)
+    seconds_per_tick: int = Field(default=1, ge=1)
+    credits_s: int | None = Field(default=None, ge=0)
+    """Billed seconds a server session may generate before "insufficient credits"."""
+    max_frame_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    faults: Faults = Field(default_factory=Faults)
+
+
+def prompt_tint(prompt: str) -> tuple[int, int, int]:
+    """The colour a prompt paints on the video: stable, bright enough to see."""
+    digest = hashlib.sha256(prompt.encode("utf-8")).digest()
+    return (64 + digest[0] % 192, 64 + digest[1] % 192, 64 + digest[2] % 192)
+
+
+def transform_frame(rgb: np.ndarray, tint: tuple[int, int, int]) -> np.ndarray:
+    """The "generation": a solid band of the prompt's tint on top, the rest blended with it."""
+    out = (rgb >> 1) + (np.asarray(tint, dtype=np.uint8) >> 1)
+    band = max(2, rgb.shape[0] // 6)
+    out[:band] = tint
+    return out
+
+
+class GeneratedTrack(MediaStreamTrack):
+    """The server's output: the source video transformed by the current prompt."""
+
+    kind = "video"
+
+    def __init__(self, source: MediaStreamTrack, session: ServerSession) -> None:
+        super().__init__()
+        self._source = source
+        self._session = session
+
+    async def recv(self) -> VideoFrame:
+        frame = await self._source.recv()
+        self._session.on_frame()
+        out = VideoFrame.from_ndarray(
+            transform_frame(frame.to_ndarray(format="rgb24"), self._session.tint), format="rgb24"
+        )
+        out.pts, out.time_base = frame.pts, frame.time_base
+        return out
+
+    def stop(self) -> None:
+        super().stop()
+        self._source.stop()
+
+
+class _Peer:
+    """One WebSocket client of the server (a streaming client or a view-only subscriber)."""
+
+    def __init__(self, server: EmbeddedServer, ws: web.WebSocketResponse) -> None:
+        self.server = server
+        self.ws = ws
+        self.pc: RTCPeerConnection | None = None
+        self.remote_set = False
+        self.early_candidates: list[p.IceCandidate] = []
+
+    async def send(self, message: p.ServerMessage) -> None:
+        if self.ws.closed:
+            return
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.ws.send_str(p.encode(message).decode())
+
+    async def serve(self) -> None:
+        """Read client frames until the socket closes; bad frames are counted, not fatal."""
+        try:
+            async for msg in self.ws:
+                if msg.type is WSMsgType.TEXT:
+                    try:
+                        frame = p.decode_client_message(msg.data)
+                    except ProtocolError as exc:
+                        self.server.count("protocol_errors")
+                        logger.debug("bad client frame: %s", exc)
+                        continue
+                    try:
+                        await self.handle(frame)
+                    except Exception:
+                        self.server.count("handler_errors")
+                        logger.exception("handling %s failed", type(frame).__name__)
+                elif msg.type is WSMsgType.BINARY:
+                    self.server.count("protocol_errors")
+                elif msg.type is WSMsgType.ERROR:
+                    self.server.count("protocol_errors")
+        finally:
+            await self.close()
+
+    async def handle(self, frame: p.ClientMessage) -> None:
+        if isinstance(frame, p.Offer):
+            await self.on_offer(frame.sdp)
+        elif isinstance(frame, p.IceCandidateMessage):
+            if not self.remote_set or self.pc is None:
+                self.early_candidates.append(frame.candidate)
+            else:
+                await self._add_candidate(frame.candidate)
+
+    async def on_offer(self, sdp: str) -> None:
+        raise NotImplementedError
+
+    async def negotiate(self, sdp: str, attach: Any) -> None:
+        """Answer an offer; ``attach(pc)`` adds tracks once the remote offer is applied."""
+        if self.pc is not None:
+            await self.pc.close()
+        pc = create_peer_connection()
+        self.pc, self.remote_set = pc, False
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState in ("failed",) and self.pc is pc:
+                await self.ws.close()
+
+        attach_result = attach(pc)
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        except Exception as exc:
+            self.server.count("protocol_errors")
+            await self.send(p.ErrorMessage(error=f"invalid offer: {exc}"))
+            return
+        if attach_result is not None:
+            attach_result()
+        self.remote_set = True
+        for candidate in self.early_candidates:
+            await self._add_candidate(candidate)
+        self.early_candidates = []
+        answer = await pc.createAnswer()
+        with gather_on_loopback(is_loopback_host(self.server.settings.host)):
+            await pc.setLocalDescription(answer)
+        await self.send(p.Answer(sdp=pc.localDescription.sdp))
+
+    async def _add_candidate(self, candidate: p.IceCandidate) -> None:
+        assert self.pc is not None
+        try:
+            await self.pc.addIceCandidate(candidate_from_wire(candidate))
+        except Exception:
+            self.server.count("protocol_errors")
+
+    async def close(self) -> None:
+        if self.pc is not None:
+            await self.pc.close()
+        if not self.ws.closed:
+            await self.ws.close()
+
+
+class ServerSession(_Peer):
+    """A streaming client's server session: prompt, generated video and billing clock."""
+
+    def __init__(self, server: EmbeddedServer, ws: web.WebSocketResponse, model: str) -> None:
+        super().__init__(server, ws)
+        self.id = uuid.uuid4().hex
+        self.model = model
+        self.prompt = ""
+        self.tint = prompt_tint("")
+        self.image: bytes | None = None
+        self.billed = 0
+        self.ticks = 0
+        self.output: GeneratedTrack | None = None
+        self.viewers: set[ViewerSession] = set()
+        self._clock: asyncio.Task[None] | None = None
+        self._started = False
+        self._ending = False
+
+    async def broadcast(self, message: p.ServerMessage) -> None:
+        """Send an event to the client and to every view-only subscriber."""
+        await self.send(message)
+        for viewer in list(self.viewers):
+            await viewer.send(message)
+
+    async def handle(self, frame: p.ClientMessage) -> None:
+        if isinstance(frame, p.PromptMessage):
+            await self.on_prompt(frame)
+        elif isinstance(frame, p.SetImageMessage):
+            await self.on_set_image(frame)
+        else:
+            await super().handle(frame)
+
+    async def on_prompt(self, frame: p.PromptMessage) -> None:
+        text = frame.prompt
+        if not text.strip() or len(text) > MAX_PROMPT_CHARS:
+            error = f"prompt must be 1 to {MAX_PROMPT_CHARS} characters"
+            await self.send(p.PromptAck(prompt=text, success=False, error=error))
+            return
+        self.prompt, self.tint = text, prompt_tint(text)
+        await self.send(p.PromptAck(prompt=text, success=True, error=None))
+
+    async def on_set_image(self, frame: p.SetImageMessage) -> None:
+        if frame.image_data is None:
+            self.image = None
+        else:
+            try:
+                self.image = base64.b64decode(frame.image_data, validate=True)
+            except (binascii.Error, ValueError):
+                await self.send(p.SetImageAck(success=False, error="image_data is not base64"))
+                return
+        if frame.prompt:
+            self.prompt, self.tint = frame.prompt, prompt_tint(frame.prompt)
+        await self.send(p.SetImageAck(success=True, error=None))
+
+    async def on_offer(self, sdp: str) -> None:
+        def attach(pc: RTCPeerConnection) -> Any:
+            received: list[MediaStreamTrack] = []
+
+            @pc.on("track")
+            def on_track(track: MediaStreamTrack) -> None:
+                if track.kind == "video" and not received:
+                    received.append(track)
+                    self._set_output(pc, track)
+
+            def after_remote() -> None:
+                # A receive-only client (no video of its own): generate from the prompt alone.
+                if not received:
+                    self._set_output(pc, SyntheticTrack())
+
+            return after_remote
+
+        await self.negotiate(sdp, attach)
+        await self.send(
+            p.SessionIdMessage(
+                session_id=self.id,
+                server_ip=self.server.settings.host,
+                server_port=self.server.port,
+            )
+        )
+
+    def _set_output(self, pc: RTCPeerConnection, source: MediaStreamTrack) -> None:
+        self.output = GeneratedTrack(source, self)
+        pc.addTrack(self.server.relay.subscribe(self.output, buffered=False))
+
+    def on_frame(self) -> None:
+        if not self._started:
+            self._started = True
+            asyncio.ensure_future(self._start_generation())
+
+    async def _start_generation(self) -> None:
+        await self.broadcast(p.GenerationStarted())
+        self._clock = asyncio.ensure_future(self._billing_clock())
+
+    async def _billing_clock(self) -> None:
+        settings = self.server.settings
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        malformed_every = settings.faults.malformed_every_n_ticks
+        while not self.ws.closed:
+            next_at += settings.tick_interval_s
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            self.billed += settings.seconds_per_tick
+            self.ticks += 1
+            await self.broadcast(p.GenerationTick(seconds=self.billed))
+            self.server.count("ticks")
+            if malformed_every and self.ticks % malformed_every == 0:
+                await self.ws.send_str('{"type": "generation_tick", "seconds": ')
+            if settings.credits_s is not None and self.billed >= settings.credits_s:
+                await self.end("insufficient_credits", "insufficient credits")
+                return
+
+    async def end(self, reason: str, error: str | None = None) -> None:
+        """End generation on the server's initiative and close the session."""
+        if self._ending:
+            return
+        self._ending = True
+        if error:
+            await self.broadcast(p.ErrorMessage(error=error))
+        await self.broadcast(p.GenerationEnded(seconds=self.billed, reason=reason))
+        await self.ws.close()
+
+    async def close(self) -> None:
+        if self._clock is not None:
+            self._clock.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._clock
+        for viewer in list(self.viewers):
+            await viewer.close()
+        if self.output is not None:
+            self.output.stop()
+        await super().close()
+
+
+class ViewerSession(_Peer):
+    """A view-only subscriber: receives a session's generated video and its events."""
+
+    def __init__(self, server: EmbeddedServer, ws: web.WebSocketResponse, target: ServerSession):
+        super().__init__(server, ws)
+        self.target = target
+
+    async def on_offer(self, sdp: str) -> None:
+        def attach(pc: RTCPeerConnection) -> Any:
+            def after_remote() -> None:
+                if self.target.output is not None:
+                    pc.addTrack(self.server.relay.subscribe(self.target.output, buffered=False))
+
+            return after_remote
+
+        await self.negotiate(sdp, attach)
+        await self.send(
+            p.SessionIdMessage(
+                session_id=self.target.id,
+                server_ip=self.server.settings.host,
+                server_port=self.server.port,
+            )
+        )
+        if self.target._started:
+            await self.send(p.GenerationStarted())
+
+    async def close(self) -> None:
+        self.target.viewers.discard(self)
+        await super().close()
+
+
+class EmbeddedServer:
+    """A running reference server; use :func:`serve_embedded` to get one."""
+
+    def __init__(self, settings: ServerSettings | None = None, **overrides: Any) -> None:
+        try:
+            base = settings.model_dump() if settings is not None else {}
+            if settings is not None:
+                base["api_key"] = settings.api_key
+            self.settings = ServerSettings(**{**base, **overrides})
+        except ValidationError as exc:
+            raise ConfigError(f"invalid server settings: {_describe(exc)}") from None
+        self.sessions: dict[str, ServerSession] = {}
+        self.counters: dict[str, int] = {}
+        self.relay = MediaRelay()
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+        self._peers: set[_Peer] = set()
+
+    def __repr__(self) -> str:
+        return f"<EmbeddedServer {self.url if self._runner else 'stopped'}>"
+
+    @property
+    def api_key(self) -> str:
+        return self.settings.api_key.get_secret_value()
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The service base URL for ``Session(url, ...)``."""
+        host = self.settings.host
+        host = f"[{host}]" if ":" in host else host
+        return f"ws://{host}:{self._port}"
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    async def start(self) -> EmbeddedServer:
+        app = web.Application()
+        for path in STREAM_PATHS:
+            app.router.add_get(path, self._handle_stream)
+        app.router.add_get("/subscribe/{session_id}", self._handle_subscribe)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        await site.start()
+        self._port = self._runner.addresses[0][1]
+        logger.info("embedded server listening on %s", self.url)
+        return self
+
+    async def stop(self) -> None:
+        for peer in list(self._peers):
+            await peer.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> EmbeddedServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def send_raw(self, frame: str | bytes, session_id: str | None = None) -> int:
+        """Send a raw frame (text or binary) to one session or all; returns how many got it."""
+        targets = [self.sessions[session_id]] if session_id else list(self.sessions.values())
+        for session in targets:
+            if isinstance(frame, bytes):
+                await session.ws.send_bytes(frame)
+            else:
+                await session.ws.send_str(frame)
+        return len(targets)
+
+    def _authorized(self, request: web.Request) -> bool:
+        if self.settings.faults.reject_auth:
+            return False
+        given = request.query.get("api_key", "").encode("utf-8")
+        return hmac.compare_digest(given, self.api_key.encode("utf-8"))
+
+    async def _accept(self, request: web.Request) -> tuple[web.WebSocketResponse, bool]:
+        """Upgrade the request; a wrong key gets ``error: invalid api key`` and a close."""
+        ws = web.WebSocketResponse(max_msg_size=self.settings.max_frame_bytes)
+        await ws.prepare(request)
+        if self._authorized(request):
+            return ws, True
+        self.count("auth_failures")
+        await ws.send_str(p.encode(p.ErrorMessage(error="invalid api key")).decode())
+        await ws.close(code=4001, message=b"invalid api key")
+        return ws, False
+
+    async def _handle_stream(self, request: web.Request) -> web.StreamResponse:
+        ws, ok = await self._accept(request)
+        if not ok:
+            return ws
+        session = ServerSession(self, ws, request.query.get("model", ""))
+        self.sessions[session.id] = session
+        self._peers.add(session)
+        self.count("sessions")
+        try:
+            await session.serve()
+        finally:
+            self._peers.discard(session)
+            self.sessions.pop(session.id, None)
+        return ws
+
+    async def _handle_subscribe(self, request: web.Request) -> web.StreamResponse:
+        ws, ok = await self._accept(request)
+        if not ok:
+            return ws
+        target = self.sessions.get(request.match_info["session_id"])
+        if target is None:
+            await ws.send_str(p.encode(p.ErrorMessage(error="invalid session")).decode())
+            await ws.close()
+            return ws
+        viewer = ViewerSession(self, ws, target)
+        target.viewers.add(viewer)
+        self._peers.add(viewer)
+        try:
+            await viewer.serve()
+        finally:
+            self._peers.discard(viewer)
+        return ws
+
+
+def _describe(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
+    )
+
+
+@contextlib.asynccontextmanager
+async def serve_embedded(
+    settings: ServerSettings | None = None, **overrides: Any
+) -> AsyncIterator[EmbeddedServer]:
+    """Run the reference server on a free loopback port for the duration of the block."""
+    server = EmbeddedServer(settings, **overrides)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()

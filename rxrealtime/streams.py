@@ -1,0 +1,194 @@
+"""Hot streams: the observables a session publishes, and bridges to ``async`` code.
+
+:class:`HotStream` is a ``reactivex.Observable``, so every reactivex operator accepts
+it, but it is leaner than a ``Subject`` on the hot path: the session emits from the
+asyncio loop's thread only, so there is no lock, and the observer list is an immutable
+tuple replaced on (rare) subscribe/dispose instead of copied on every value.
+
+Semantics users rely on (DESIGN.md):
+
+* values are never ``on_error``: a failure is a value on ``session.errors``;
+* a subscriber that raises is isolated: the others still get the value and the failure
+  is reported (as :class:`~rxrealtime.SubscriberError`) to the stream's error sink;
+* ``complete()`` ends the stream for good; late subscribers are completed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Generic, TypeVar
+
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable
+
+from .exceptions import SessionClosed
+
+__all__ = ["HotStream", "StateStream", "next_value", "values"]
+
+T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+SubscriberErrorSink = Callable[[str, Exception], None]
+
+
+def _log_subscriber_error(stream: str, error: Exception) -> None:
+    logger.error("subscriber of %s raised", stream, exc_info=error)
+
+
+class HotStream(Observable[T], Generic[T]):
+    """A hot observable fed by :meth:`emit`; see the module docstring for its rules."""
+
+    def __init__(self, name: str, on_subscriber_error: SubscriberErrorSink | None = None) -> None:
+        super().__init__()
+        self.name = name
+        self._observers: tuple[abc.ObserverBase[T], ...] = ()
+        self._completed = False
+        self._on_subscriber_error = on_subscriber_error or _log_subscriber_error
+
+    def __repr__(self) -> str:
+        return f"<HotStream {self.name!r} subscribers={len(self._observers)}>"
+
+    @property
+    def completed(self) -> bool:
+        return self._completed
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._observers)
+
+    def _subscribe_core(
+        self, observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        if self._completed:
+            observer.on_completed()
+            return Disposable()
+        self._observers = (*self._observers, observer)
+
+        def dispose() -> None:
+            self._observers = tuple(o for o in self._observers if o is not observer)
+
+        return Disposable(dispose)
+
+    def emit(self, value: T) -> None:
+        """Deliver ``value`` to every current subscriber, isolating those that raise."""
+        for observer in self._observers:
+            try:
+                observer.on_next(value)
+            except Exception as exc:
+                self._subscriber_failed(exc)
+
+    def complete(self) -> None:
+        """End the stream: every subscriber gets ``on_completed``, later ones at once."""
+        if self._completed:
+            return
+        self._completed = True
+        observers, self._observers = self._observers, ()
+        for observer in observers:
+            try:
+                observer.on_completed()
+            except Exception as exc:
+                self._subscriber_failed(exc)
+
+    def _subscriber_failed(self, exc: Exception) -> None:
+        try:
+            self._on_subscriber_error(self.name, exc)
+        except Exception:  # the error sink itself must never break delivery
+            logger.exception("error sink of %s raised", self.name)
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return values(self)
+
+    async def next(self, timeout: float | None = None) -> T:
+        """The next value of the stream (for a state stream: its current value)."""
+        return await next_value(self, timeout=timeout)
+
+
+class StateStream(HotStream[T]):
+    """A hot stream with a current value that is replayed to each new subscriber."""
+
+    def __init__(
+        self, name: str, initial: T, on_subscriber_error: SubscriberErrorSink | None = None
+    ) -> None:
+        super().__init__(name, on_subscriber_error)
+        self._value = initial
+
+    @property
+    def value(self) -> T:
+        return self._value
+
+    def _subscribe_core(
+        self, observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        if not self._completed:
+            try:
+                observer.on_next(self._value)
+            except Exception as exc:
+                self._subscriber_failed(exc)
+        return super()._subscribe_core(observer, scheduler)
+
+    def emit(self, value: T) -> None:
+        """Set the current value and publish it if it changed."""
+        if value == self._value:
+            return
+        self._value = value
+        super().emit(value)
+
+
+def values(source: Observable[T]) -> AsyncIterator[T]:
+    """Iterate over any observable with ``async for``; ends when it completes.
+
+    Values are queued without bound, so a slow consumer sees every value, late rather
+    than never. Breaking out of the loop unsubscribes.
+    """
+
+    async def iterate() -> AsyncIterator[T]:
+        queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
+        put = queue.put_nowait
+        subscription = source.subscribe(
+            on_next=lambda v: put((0, v)),
+            on_error=lambda e: put((1, e)),
+            on_completed=lambda: put((2, None)),
+        )
+        try:
+            while True:
+                kind, item = await queue.get()
+                if kind == 0:
+                    yield item
+                elif kind == 1:
+                    raise item
+                else:
+                    return
+        finally:
+            subscription.dispose()
+
+    return iterate()
+
+
+async def next_value(source: Observable[T], timeout: float | None = None) -> T:
+    """Await the next value of any observable.
+
+    Raises :class:`~rxrealtime.SessionClosed` if it completes first and ``TimeoutError``
+    after ``timeout`` seconds.
+    """
+    future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+
+    def on_next(value: T) -> None:
+        if not future.done():
+            future.set_result(value)
+
+    def on_error(error: Exception) -> None:
+        if not future.done():
+            future.set_exception(error)
+
+    def on_completed() -> None:
+        if not future.done():
+            future.set_exception(SessionClosed("the stream completed before a value arrived"))
+
+    subscription = source.subscribe(on_next, on_error, on_completed)
+    try:
+        return await asyncio.wait_for(future, timeout)
+    finally:
+        subscription.dispose()
