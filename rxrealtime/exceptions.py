@@ -9,7 +9,7 @@ Catch :class:`RealtimeError` for all of them, or a precise subclass::
     │   └── AuthError          a permanent one (invalid api key, unauthorized, ...): never retried
     ├── ConnectionLost         the signaling socket or the peer connection died unexpectedly
     ├── ConnectTimeout         ``connect()`` did not finish in time (also a ``TimeoutError``)
-    ├── AckTimeout             no ``prompt_ack`` / ``set_image_ack`` in time (also a ``TimeoutError``)
+    ├── AckTimeout             no prompt or image ack in time (also a ``TimeoutError``)
     ├── RequestRejected        the server answered a prompt or image with ``success: false``
     ├── SubscriberError        a subscriber raised; the others still got the value
     ├── SessionClosed          the session was closed for good while the call waited

@@ -94,7 +94,7 @@ def build_options(api_key: str | None, **options: Any) -> SessionOptions:
     if key is None:
         raise ConfigError(f"no API key: pass api_key= or set {API_KEY_ENV}")
     try:
-        return SessionOptions(api_key=key, **options)
+        return SessionOptions(api_key=SecretStr(key), **options)
     except ValidationError as exc:
         # pydantic echoes input values; the key must never appear in the message.
         lines = [

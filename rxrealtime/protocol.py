@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Union
 
 import msgspec
 
@@ -59,8 +58,8 @@ class _Frame(msgspec.Struct, frozen=True, tag_field="type", forbid_unknown_field
 
 class IceCandidate(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     candidate: str
-    sdpMLineIndex: int | None = None  # noqa: N815 - wire name
-    sdpMid: str | None = None  # noqa: N815 - wire name
+    sdpMLineIndex: int | None = None
+    sdpMid: str | None = None
 
 
 class TurnConfig(msgspec.Struct, frozen=True, gc=False):
@@ -70,29 +69,32 @@ class TurnConfig(msgspec.Struct, frozen=True, gc=False):
 
     def __repr__(self) -> str:
         # The TURN credential is a secret like an API key.
-        return f"TurnConfig(username={self.username!r}, credential='***', server_url={self.server_url!r})"
+        return (
+            f"TurnConfig(username={self.username!r}, credential='***', "
+            f"server_url={self.server_url!r})"
+        )
 
 
 # -- both directions ---------------------------------------------------------------
 
 
-class IceCandidateMessage(_Frame, tag="ice-candidate"):
+class IceCandidateMessage(_Frame, frozen=True, tag="ice-candidate"):
     candidate: IceCandidate
 
 
 # -- client to server --------------------------------------------------------------
 
 
-class Offer(_Frame, tag="offer", gc=False):
+class Offer(_Frame, frozen=True, tag="offer", gc=False):
     sdp: str
 
 
-class PromptMessage(_Frame, tag="prompt", gc=False):
+class PromptMessage(_Frame, frozen=True, tag="prompt", gc=False):
     prompt: str
     enhance_prompt: bool = True
 
 
-class SetImageMessage(_Frame, tag="set_image", omit_defaults=True, gc=False):
+class SetImageMessage(_Frame, frozen=True, tag="set_image", omit_defaults=True, gc=False):
     # ``image_data`` has no default, so it is always sent, as null to clear the image;
     # the optional fields are omitted rather than sent as null (PROTOCOL.md).
     image_data: str | None
@@ -107,74 +109,74 @@ class SetImageMessage(_Frame, tag="set_image", omit_defaults=True, gc=False):
 # -- server to client --------------------------------------------------------------
 
 
-class Answer(_Frame, tag="answer", gc=False):
+class Answer(_Frame, frozen=True, tag="answer", gc=False):
     sdp: str
 
 
-class SessionIdMessage(_Frame, tag="session_id", gc=False):
+class SessionIdMessage(_Frame, frozen=True, tag="session_id", gc=False):
     session_id: str
     server_ip: str
     server_port: int
 
 
-class Ready(_Frame, tag="ready", gc=False):
+class Ready(_Frame, frozen=True, tag="ready", gc=False):
     pass
 
 
-class PromptAck(_Frame, tag="prompt_ack", gc=False):
+class PromptAck(_Frame, frozen=True, tag="prompt_ack", gc=False):
     prompt: str
     success: bool
     error: str | None = None
 
 
-class SetImageAck(_Frame, tag="set_image_ack", gc=False):
+class SetImageAck(_Frame, frozen=True, tag="set_image_ack", gc=False):
     success: bool
     error: str | None = None
 
 
-class GenerationStarted(_Frame, tag="generation_started", gc=False):
+class GenerationStarted(_Frame, frozen=True, tag="generation_started", gc=False):
     pass
 
 
-class GenerationTick(_Frame, tag="generation_tick", gc=False):
+class GenerationTick(_Frame, frozen=True, tag="generation_tick", gc=False):
     seconds: int
 
 
-class GenerationEnded(_Frame, tag="generation_ended", gc=False):
+class GenerationEnded(_Frame, frozen=True, tag="generation_ended", gc=False):
     seconds: int
     reason: str
 
 
-class QueuePosition(_Frame, tag="queue_position", gc=False):
+class QueuePosition(_Frame, frozen=True, tag="queue_position", gc=False):
     position: int
     queue_size: int
 
 
-class IceRestart(_Frame, tag="ice-restart"):
+class IceRestart(_Frame, frozen=True, tag="ice-restart"):
     turn_config: TurnConfig
 
 
-class ErrorMessage(_Frame, tag="error", gc=False):
+class ErrorMessage(_Frame, frozen=True, tag="error", gc=False):
     error: str
 
 
-ServerMessage = Union[
-    Answer,
-    IceCandidateMessage,
-    SessionIdMessage,
-    Ready,
-    PromptAck,
-    SetImageAck,
-    GenerationStarted,
-    GenerationTick,
-    GenerationEnded,
-    QueuePosition,
-    IceRestart,
-    ErrorMessage,
-]
+ServerMessage = (
+    Answer
+    | IceCandidateMessage
+    | SessionIdMessage
+    | Ready
+    | PromptAck
+    | SetImageAck
+    | GenerationStarted
+    | GenerationTick
+    | GenerationEnded
+    | QueuePosition
+    | IceRestart
+    | ErrorMessage
+)
 """Every frame a server may send: what ``decode`` returns."""
 
-ClientMessage = Union[Offer, IceCandidateMessage, PromptMessage, SetImageMessage]
+ClientMessage = Offer | IceCandidateMessage | PromptMessage | SetImageMessage
 """Every frame a client may send: what ``decode_client_message`` returns."""
 
 IncomingMessage = ServerMessage

@@ -19,7 +19,7 @@ import logging
 import secrets
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from aiohttp import WSMsgType, web
@@ -103,7 +103,7 @@ class GeneratedTrack(MediaStreamTrack):
         self._session = session
 
     async def recv(self) -> VideoFrame:
-        frame = await self._source.recv()
+        frame = cast(VideoFrame, await self._source.recv())
         self._session.on_frame()
         out = VideoFrame.from_ndarray(
             transform_frame(frame.to_ndarray(format="rgb24"), self._session.tint), format="rgb24"
@@ -226,6 +226,7 @@ class ServerSession(_Peer):
         self.output: GeneratedTrack | None = None
         self.viewers: set[ViewerSession] = set()
         self._clock: asyncio.Task[None] | None = None
+        self._starter: asyncio.Task[None] | None = None
         self._started = False
         self._ending = False
 
@@ -298,7 +299,7 @@ class ServerSession(_Peer):
     def on_frame(self) -> None:
         if not self._started:
             self._started = True
-            asyncio.ensure_future(self._start_generation())
+            self._starter = asyncio.ensure_future(self._start_generation())
 
     async def _start_generation(self) -> None:
         await self.broadcast(p.GenerationStarted())
@@ -502,9 +503,7 @@ class EmbeddedServer:
 
 
 def _describe(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
-    )
+    return "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
 
 
 @contextlib.asynccontextmanager

@@ -85,7 +85,7 @@ class _Link:
     def __init__(self) -> None:
         loop = asyncio.get_running_loop()
         self.http: aiohttp.ClientSession | None = None
-        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.ws: aiohttp.ClientWebSocketResponse[bool] | None = None
         self.pc: RTCPeerConnection | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
         self.answered: asyncio.Future[None] = loop.create_future()
@@ -114,9 +114,8 @@ class _Link:
     async def wait(self, awaitable: Awaitable[T], timeout: float | None = None) -> T:
         """Await ``awaitable`` unless the link fails first (then raise that failure)."""
         future = asyncio.ensure_future(awaitable)
-        done, _ = await asyncio.wait(
-            {future, self.failed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-        )
+        racers: set[asyncio.Future[Any]] = {future, self.failed}
+        done, _ = await asyncio.wait(racers, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         if future in done:
             return future.result()
         future.cancel()
@@ -402,7 +401,9 @@ class Session:
             error: RealtimeError = (
                 server_error("unauthorized (HTTP 401)")
                 if exc.status == 401
-                else ConnectionLost(f"WebSocket handshake with {self.url} failed: HTTP {exc.status}")
+                else ConnectionLost(
+                    f"WebSocket handshake with {self.url} failed: HTTP {exc.status}"
+                )
             )
             self.errors.emit(error)
             raise error from None
@@ -593,7 +594,9 @@ class Session:
         link.answered = asyncio.get_running_loop().create_future()
         link.peer_up = asyncio.get_running_loop().create_future()
         ice = [s.as_dict() for s in self.options.ice_servers]
-        ice.append({"urls": turn.server_url, "username": turn.username, "credential": turn.credential})
+        ice.append(
+            {"urls": turn.server_url, "username": turn.username, "credential": turn.credential}
+        )
         pc = create_peer_connection(ice)
         self._wire_peer(link, pc)
         if old is not None:
@@ -609,9 +612,7 @@ class Session:
 
     # -- requests with acknowledgements --------------------------------------------
 
-    async def _request_prompt(
-        self, link: _Link, prompt: str, enhance_prompt: bool
-    ) -> p.PromptAck:
+    async def _request_prompt(self, link: _Link, prompt: str, enhance_prompt: bool) -> p.PromptAck:
         waiter: asyncio.Future[p.PromptAck] = asyncio.get_running_loop().create_future()
         self._prompt_waiters.setdefault(prompt, deque()).append(waiter)
         try:
@@ -784,7 +785,9 @@ class Session:
                 raise ConfigError(f"image file {path} is larger than {limit} bytes")
             raw = path.read_bytes()
         else:
-            raise ConfigError(f"image must be bytes, a path or a data URI, not {type(image).__name__}")
+            raise ConfigError(
+                f"image must be bytes, a path or a data URI, not {type(image).__name__}"
+            )
         if not raw:
             raise ConfigError("image is empty")
         if len(raw) > limit:

@@ -117,9 +117,7 @@ def create_peer_connection(ice_servers: Sequence[dict[str, Any]] = ()) -> RTCPee
     keeps a session from contacting anything it was not told to.
     """
     servers = [
-        RTCIceServer(
-            urls=s["urls"], username=s.get("username"), credential=s.get("credential")
-        )
+        RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
         for s in ice_servers
     ]
     return RTCPeerConnection(RTCConfiguration(iceServers=servers))

@@ -1,0 +1,207 @@
+"""``rxrealtime demo | serve``: the command line.
+
+Each subcommand is a small async function; ``main`` only parses arguments and turns a
+:class:`~rxrealtime.RealtimeError` into a one-line message and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import SecretStr
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from . import __version__
+from .exceptions import RealtimeError
+from .media import SyntheticTrack, record
+from .options import API_KEY_ENV
+from .server import ServerSettings, serve_embedded
+from .session import Session
+
+__all__ = ["main"]
+
+
+@dataclass
+class DemoReport:
+    """What ``rxrealtime demo`` observed, built only from the session's streams."""
+
+    state_changes: list[str] = field(default_factory=list)
+    ticks: int = 0
+    billed_seconds: int = 0
+    frames_received: int = 0
+    prompt_acks: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "state_changes": self.state_changes,
+            "ticks": self.ticks,
+            "billed_seconds": self.billed_seconds,
+            "frames_received": self.frames_received,
+            "prompt_acks": self.prompt_acks,
+            "errors": self.errors,
+        }
+
+
+def _observe(session: Session, report: DemoReport) -> None:
+    def on_tick(seconds: int) -> None:
+        report.ticks += 1
+        report.billed_seconds = seconds
+
+    def on_frame(_: object) -> None:
+        report.frames_received += 1
+
+    def on_ack(_: object) -> None:
+        report.prompt_acks += 1
+
+    session.connection_changes.subscribe(lambda s: report.state_changes.append(str(s)))
+    session.generation_ticks.subscribe(lambda t: on_tick(t.seconds))
+    session.frames.subscribe(on_frame)
+    session.prompt_acks.subscribe(on_ack)
+    session.errors.subscribe(lambda e: report.errors.append(f"{type(e).__name__}: {e}"))
+
+
+def _progress_table(session: Session, report: DemoReport, elapsed: float, prompt: str) -> Table:
+    table = Table(title=f"rxrealtime demo · {session.model.name}", show_header=False)
+    table.add_column(style="bold cyan")
+    table.add_column()
+    table.add_row("state", str(session.state))
+    table.add_row("prompt", prompt)
+    table.add_row("elapsed", f"{elapsed:5.1f} s")
+    table.add_row("billed", f"{report.billed_seconds} s ({report.ticks} ticks)")
+    table.add_row("frames received", str(report.frames_received))
+    table.add_row("prompt acks", str(report.prompt_acks))
+    table.add_row("errors", str(len(report.errors)))
+    return table
+
+
+async def run_demo(
+    seconds: float, as_json: bool, record_path: str | None, tick_interval_s: float = 1.0
+) -> DemoReport:
+    """Run a session against the embedded server, change the prompt halfway, report."""
+    console = Console(stderr=as_json)
+    report = DemoReport()
+    prompts = ("anime", "cyberpunk city")
+    async with serve_embedded(tick_interval_s=tick_interval_s) as server:
+        session = Session(server.url, api_key=server.api_key, model="mirage_v2")
+        _observe(session, report)
+        current = prompts[0]
+        async with session.connect(local_track=SyntheticTrack(), prompt=current):
+            recording = (
+                record(session.frames, record_path) if record_path else contextlib.nullcontext()
+            )
+            async with recording:
+                start = time.monotonic()
+                with Live(console=console, refresh_per_second=4, transient=as_json) as live:
+                    while (elapsed := time.monotonic() - start) < seconds:
+                        if current == prompts[0] and elapsed >= seconds / 2:
+                            current = prompts[1]
+                            await session.set_prompt(current)
+                        live.update(_progress_table(session, report, elapsed, current))
+                        await asyncio.sleep(0.25)
+                    live.update(_progress_table(session, report, seconds, current))
+    return report
+
+
+def _print_summary(report: DemoReport, console: Console) -> None:
+    console.print(
+        f"[bold]summary[/]: states {' → '.join(report.state_changes)}; "
+        f"{report.ticks} ticks, {report.billed_seconds} s billed, "
+        f"{report.frames_received} frames received, {report.prompt_acks} prompt acks, "
+        f"{len(report.errors)} errors"
+    )
+    for error in report.errors:
+        console.print(f"  [red]error[/]: {error}")
+
+
+async def run_serve(settings: ServerSettings) -> None:
+    async with serve_embedded(settings) as server:
+        print(f"rxrealtime server listening on {server.url} (stream path /v1/stream)", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rxrealtime", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"rxrealtime {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run a live session against the embedded server")
+    demo.add_argument("--seconds", type=_positive_float, default=10.0)
+    demo.add_argument("--json", action="store_true", help="end with one JSON summary line")
+    demo.add_argument("--record", metavar="OUT.mp4", help="record the generated video")
+    demo.add_argument("--tick-interval", type=_positive_float, default=1.0)
+
+    serve = sub.add_parser("serve", help="run the reference server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--api-key", default=None, help=f"default: ${API_KEY_ENV}")
+    serve.add_argument("--tick-interval", type=_positive_float, default=1.0)
+    serve.add_argument("--credits-s", type=int, default=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "demo":
+            report = asyncio.run(run_demo(args.seconds, args.json, args.record, args.tick_interval))
+            if args.json:
+                print(json.dumps(report.as_json()))
+            else:
+                _print_summary(report, Console())
+            ok = report.ticks > 0 and report.frames_received > 0 and not report.errors
+            if not ok and not args.json:
+                print("demo failed: no ticks or frames, or errors occurred", file=sys.stderr)
+            return 0 if ok else 1
+        if args.command == "serve":
+            key = args.api_key or os.environ.get(API_KEY_ENV)
+            if not key:
+                print(f"rxrealtime serve: pass --api-key or set {API_KEY_ENV}", file=sys.stderr)
+                return 2
+            settings = ServerSettings(
+                host=args.host,
+                port=args.port,
+                api_key=SecretStr(key),
+                tick_interval_s=args.tick_interval,
+                credits_s=args.credits_s,
+            )
+            asyncio.run(run_serve(settings))
+            return 0
+    except RealtimeError as exc:
+        print(f"rxrealtime {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
