@@ -664,6 +664,8 @@ class Session:
             raise error from None
 
     async def _send(self, link: _Link, message: p.ClientMessage) -> None:
+        if link.failed.done():
+            link.failed.result()  # raise the root cause (e.g. the server's error), not a symptom
         ws = link.ws
         if ws is None or ws.closed:
             raise ConnectionLost("signaling socket is closed")

@@ -1,0 +1,87 @@
+"""The command line as a user runs it: real subprocesses, real server, loopback only."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import wait_until
+
+import rxrealtime as rt
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "rxrealtime.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_demo_json_reports_ticks_frames_acks_and_no_errors() -> None:
+    out = subprocess.run(
+        [*CLI, "demo", "--seconds", "5", "--json"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["ticks"] >= 3
+    assert report["billed_seconds"] == report["ticks"]
+    assert report["frames_received"] > 0
+    assert report["prompt_acks"] == 2  # the initial prompt and the change halfway
+    assert report["errors"] == []
+    assert report["state_changes"] == [
+        "disconnected", "connecting", "connected", "generating", "disconnected",
+    ]  # fmt: skip
+
+
+def test_demo_rejects_bad_arguments() -> None:
+    out = subprocess.run([*CLI, "demo", "--seconds", "-1"], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "must be > 0" in out.stderr
+
+
+async def test_serve_accepts_sessions_and_stops_on_sigint() -> None:
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "serve", "--port", str(port), "--api-key", "k-123", "--tick-interval", "0.2",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert f"ws://127.0.0.1:{port}" in line.decode()
+        session = rt.Session(f"ws://127.0.0.1:{port}", api_key="k-123")
+        ticks: list[object] = []
+        session.generation_ticks.subscribe(ticks.append)
+        async with session.connect(local_track=rt.media.SyntheticTrack()):
+            await wait_until(lambda: len(ticks) >= 2)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(proc.wait(), 30)
+    assert code == 0
+
+
+def test_serve_without_key_explains_how_to_give_one() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "RXREALTIME_API_KEY"}
+    out = subprocess.run([*CLI, "serve"], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 2
+    assert "--api-key" in out.stderr
+
+
+def test_readme_quickstart_example_runs() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "quickstart.py")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "state: generating" in out.stdout
+    assert "billed 1 s" in out.stdout
+    assert "error:" not in out.stdout
