@@ -1,0 +1,168 @@
+"""Billing, budget and liveness operators for session streams, shaped like reactivex's.
+
+Each function returns an operator (``Callable[[Observable], Observable]``) for
+``.pipe(...)``; each one's logic is a single ``subscribe`` closure in its own module.
+Time-based operators take an optional ``scheduler`` and never sleep: by default they
+use the scheduler given at subscribe time, else an ``AsyncIOScheduler`` on the running
+loop (pass ``session.scheduler``), so tests drive them with ``TestScheduler``.
+
+Billing input is ``session.generation_ticks`` (``GenerationTick(seconds)``, cumulative
+per *server* session; ints work too). Reconnects restart that count at 0; see
+:func:`billed_seconds` for how totals stay right, including duplicates and ticks that
+arrive out of order::
+
+    ticks = session.generation_ticks
+    billed = ticks.pipe(rto.billed_seconds(resets=session.session_started))
+    billed.pipe(rto.cost("0.002")).subscribe(print)               # Decimal money
+    billed.pipe(rto.budget_alert(limit_s=600)).subscribe(print)   # BudgetAlert at 50/80/100 %
+    billed.pipe(rto.budget_guard(session, limit_s=900)).subscribe(print)  # disconnects
+    ticks.pipe(rto.stall_detector(5.0, states=session.connection_changes,
+                                  scheduler=session.scheduler)).subscribe(print)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from reactivex import Observable, abc
+
+from ._billedseconds import billed_seconds_
+from ._billingrate import billing_rate_
+from ._budgetalert import budget_alert_
+from ._budgetguard import Disconnectable, budget_guard_
+from ._cost import cost_
+from ._money import Rate
+from ._stalldetector import stall_detector_
+from ._tickdeltas import tick_deltas_
+from ._types import BudgetAlert, BudgetExceeded, Stall
+
+__all__ = [
+    "BudgetAlert",
+    "BudgetExceeded",
+    "Rate",
+    "Stall",
+    "billed_seconds",
+    "billing_rate",
+    "budget_alert",
+    "budget_guard",
+    "cost",
+    "stall_detector",
+    "tick_deltas",
+]
+
+
+def billed_seconds(
+    resets: Observable[Any] | None = None,
+) -> Callable[[Observable[Any]], Observable[int]]:
+    """Running total of billed seconds for the client session, across reconnects.
+
+    Emits the total once per input tick (a duplicate tick re-emits the same total).
+    Ticks are cumulative per server session:
+
+    * a higher value bills the difference, an equal value (duplicate) bills 0;
+    * without ``resets``, a *lower* value means a reconnect (a new server session that
+      restarted at 0), so the previous session's last value becomes an offset. A late
+      tick that arrived out of order looks the same and is counted as a reconnect:
+      a drop is the only signal available;
+    * with ``resets`` (any observable; each value announces a new server session, e.g.
+      ``session.session_started``), reconnects come from that stream only, and a lower
+      value is a late tick of the current server session: it bills 0 and the total
+      never goes down. This also catches a new session whose first tick is not below
+      the old session's last one, which a drop alone cannot see.
+    """
+    return billed_seconds_(resets)
+
+
+def tick_deltas(
+    resets: Observable[Any] | None = None,
+) -> Callable[[Observable[Any]], Observable[int]]:
+    """Seconds billed by each tick (since the previous tick), with the rules of
+    :func:`billed_seconds`: duplicates and late ticks are 0; the first tick of a new server
+    session bills its whole value. Sums of the deltas equal the running total."""
+    return tick_deltas_(resets)
+
+
+def cost(
+    rate_per_second: Rate | None = None,
+    *,
+    prices: Mapping[str, Rate] | None = None,
+    model: str | None = None,
+) -> Callable[[Observable[int]], Observable[Decimal]]:
+    """Billed seconds (a :func:`billed_seconds` stream) to money as ``Decimal``.
+
+    Give a flat ``rate_per_second`` or a price table ``prices={"mirage_v2": "0.01"}``
+    with the ``model`` to price. Floats go through ``str`` so ``0.1`` means 0.1 exactly.
+    Raises :class:`~rxrealtime.ConfigError` at the call for a missing or bad price.
+    """
+    return cost_(rate_per_second, prices=prices, model=model)
+
+
+def budget_alert(
+    limit_s: int | None = None,
+    limit_cost: Rate | None = None,
+    warn_at: Iterable[float] = (0.5, 0.8, 1.0),
+    *,
+    rate_per_second: Rate | None = None,
+    prices: Mapping[str, Rate] | None = None,
+    model: str | None = None,
+) -> Callable[[Observable[int]], Observable[BudgetAlert]]:
+    """A :class:`BudgetAlert` the first time billed seconds reach each ``warn_at`` fraction
+    of a limit, never twice (also not after a drop and a new rise).
+
+    With both limits, a threshold is crossed when either limit reaches it. A jump past
+    several thresholds emits one alert per threshold, lowest first. ``limit_cost`` needs
+    a price (``rate_per_second`` or ``prices`` + ``model``); comparisons are exact.
+    """
+    return budget_alert_(
+        limit_s, limit_cost, warn_at, rate_per_second=rate_per_second, prices=prices, model=model
+    )
+
+
+def budget_guard(
+    session: Disconnectable,
+    limit_s: int | None = None,
+    limit_cost: Rate | None = None,
+    *,
+    rate_per_second: Rate | None = None,
+    prices: Mapping[str, Rate] | None = None,
+    model: str | None = None,
+) -> Callable[[Observable[int]], Observable[BudgetExceeded]]:
+    """Disconnect ``session`` cleanly once billed seconds reach a limit.
+
+    Pipe a :func:`billed_seconds` stream through it. When the limit is reached it emits
+    one :class:`BudgetExceeded`, completes, and schedules ``session.disconnect()`` on the
+    running loop (so it is called from within an asyncio program).
+    """
+    return budget_guard_(
+        session, limit_s, limit_cost, rate_per_second=rate_per_second, prices=prices, model=model
+    )
+
+
+def stall_detector(
+    timeout_s: float,
+    states: Observable[Any] | None = None,
+    scheduler: abc.SchedulerBase | None = None,
+) -> Callable[[Observable[Any]], Observable[Stall]]:
+    """A :class:`Stall` when the session is generating but no tick came for ``timeout_s``.
+
+    Pipe ``generation_ticks`` through it; ``states`` is ``session.connection_changes``
+    (without it the session is assumed to generate from subscription on). The clock
+    starts on entering ``generating`` and restarts at every tick; leaving ``generating``
+    stops it. One stall is reported per silence: the next tick re-arms the detector.
+    """
+    return stall_detector_(timeout_s, states, scheduler)
+
+
+def billing_rate(
+    window_s: float, scheduler: abc.SchedulerBase | None = None
+) -> Callable[[Observable[int]], Observable[float]]:
+    """Billed seconds per minute over the last ``window_s`` seconds, from a total stream.
+
+    Pipe a :func:`billed_seconds` stream through it. The first total is the baseline;
+    each later increase is a sample at its arrival time. Emits at every input and again
+    whenever a sample leaves the window ``(now - window_s, now]``, so the rate falls to 0
+    when billing stops instead of freezing at its last value.
+    """
+    return billing_rate_(window_s, scheduler)
