@@ -76,7 +76,8 @@ class SessionOptions(BaseModel):
     image_ack_timeout_s: float = Field(default=30.0, gt=0, le=600)
     max_prompt_chars: int = Field(default=MAX_PROMPT_CHARS, gt=0)
     max_image_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
-    max_frame_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_frame_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Larger server frames are reported as ProtocolError and skipped; 8x larger closes."""
     stats_interval_s: float | None = Field(default=2.0, gt=0)
     reconnect: ReconnectPolicy = Field(default_factory=ReconnectPolicy)
 

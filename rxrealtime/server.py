@@ -19,7 +19,7 @@ import logging
 import secrets
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 from aiohttp import WSMsgType, web
@@ -53,15 +53,57 @@ logger = logging.getLogger(__name__)
 STREAM_PATHS = ("/v1/stream", "/v1/avatar-live/stream")
 
 
-class Faults(BaseModel):
-    """Misbehaviour to inject, for tests of the client's resilience."""
+BadFrame = Literal["malformed", "unknown_type", "wrong_type", "binary", "oversized"]
 
-    model_config = ConfigDict(extra="forbid")
+BAD_FRAMES: dict[str, str | bytes] = {
+    "malformed": '{"type": "generation_tick", "seconds": ',
+    "unknown_type": '{"type": "teleport", "where": "mars"}',
+    "wrong_type": '{"type": "generation_tick", "seconds": "many"}',
+    "binary": b"\x00\x01\x02 not a text frame",
+}
+
+
+class Faults(BaseModel):
+    """Misbehaviour to inject, for tests of the client's resilience.
+
+    Mutable at run time (``server.faults.ack_delay_s = 2``): each switch is read when it
+    matters, so a test can turn a fault on after the session is up.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     reject_auth: bool = False
     """Answer every connection with ``error: invalid api key``, whatever the key."""
-    malformed_every_n_ticks: int | None = Field(default=None, gt=0)
-    """After every N-th tick, send a frame that is not valid JSON."""
+    refuse_first: int = Field(default=0, ge=0)
+    """Refuse the first K connections with a (transient) capacity error."""
+    drop_socket_after_s: float | None = Field(default=None, ge=0)
+    """Abort the TCP connection of a generating session after this many seconds, no close frame."""
+    close_peer_after_s: float | None = Field(default=None, ge=0)
+    """Close the peer connection of a generating session after this many seconds."""
+    max_drops: int = Field(default=1, ge=0)
+    """How many sessions the two switches above hit in all (0: every session)."""
+    stall_ticks_after: int | None = Field(default=None, ge=0)
+    """After this many ticks, stop sending ticks (billing goes on) for ``stall_ticks_for_s``."""
+    stall_ticks_for_s: float = Field(default=2.0, ge=0)
+    bad_frames: tuple[BadFrame, ...] = ()
+    """Bad frames sent after every ``bad_frames_every_n_ticks``-th tick."""
+    bad_frames_every_n_ticks: int = Field(default=1, gt=0)
+    oversized_frame_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    ack_delay_s: float = Field(default=0.0, ge=0)
+    """Wait this long before answering ``prompt`` and ``set_image``."""
+    fail_acks: bool = False
+    """Answer ``prompt`` and ``set_image`` with ``success: false``."""
+    ice_restart_after_s: float | None = Field(default=None, ge=0)
+    """Send ``ice-restart`` (with ``turn_url``) this long after generation starts, once."""
+    turn_url: str = "turn:127.0.0.1:9?transport=tcp"
+    stall_answer: bool = False
+    """Never answer offers (the client's connect timeout fires)."""
+
+    def bad_frame(self, kind: str) -> str | bytes:
+        if kind == "oversized":
+            padding = "x" * self.oversized_frame_bytes
+            return f'{{"type": "error", "error": "{padding}"}}'
+        return BAD_FRAMES[kind]
 
 
 class ServerSettings(BaseModel):
@@ -74,7 +116,8 @@ class ServerSettings(BaseModel):
     seconds_per_tick: int = Field(default=1, ge=1)
     credits_s: int | None = Field(default=None, ge=0)
     """Billed seconds a server session may generate before "insufficient credits"."""
-    max_frame_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_frame_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    """Frames above this are counted and ignored; 8x above it the socket is closed."""
     faults: Faults = Field(default_factory=Faults)
 
 
@@ -135,8 +178,12 @@ class _Peer:
     async def serve(self) -> None:
         """Read client frames until the socket closes; bad frames are counted, not fatal."""
         try:
+            limit = self.server.settings.max_frame_bytes
             async for msg in self.ws:
                 if msg.type is WSMsgType.TEXT:
+                    if len(msg.data) > limit:
+                        self.server.count("oversized_frames")
+                        continue
                     try:
                         frame = p.decode_client_message(msg.data)
                     except ProtocolError as exc:
@@ -169,6 +216,8 @@ class _Peer:
 
     async def negotiate(self, sdp: str, attach: Any) -> None:
         """Answer an offer; ``attach(pc)`` adds tracks once the remote offer is applied."""
+        if self.server.faults.stall_answer:
+            return
         if self.pc is not None:
             await self.pc.close()
         pc = create_peer_connection()
@@ -227,6 +276,8 @@ class ServerSession(_Peer):
         self.viewers: set[ViewerSession] = set()
         self._clock: asyncio.Task[None] | None = None
         self._starter: asyncio.Task[None] | None = None
+        self._timers: list[asyncio.Task[None]] = []
+        self.transport: asyncio.Transport | None = None
         self._started = False
         self._ending = False
 
@@ -244,8 +295,18 @@ class ServerSession(_Peer):
         else:
             await super().handle(frame)
 
+    async def _ack_fault(self) -> str | None:
+        """Apply the ack faults; the error text to reject with, if any."""
+        faults = self.server.faults
+        if faults.ack_delay_s:
+            await asyncio.sleep(faults.ack_delay_s)
+        return "rejected by fault injection" if faults.fail_acks else None
+
     async def on_prompt(self, frame: p.PromptMessage) -> None:
         text = frame.prompt
+        if (error := await self._ack_fault()) is not None:
+            await self.send(p.PromptAck(prompt=text, success=False, error=error))
+            return
         if not text.strip() or len(text) > MAX_PROMPT_CHARS:
             error = f"prompt must be 1 to {MAX_PROMPT_CHARS} characters"
             await self.send(p.PromptAck(prompt=text, success=False, error=error))
@@ -254,6 +315,9 @@ class ServerSession(_Peer):
         await self.send(p.PromptAck(prompt=text, success=True, error=None))
 
     async def on_set_image(self, frame: p.SetImageMessage) -> None:
+        if (error := await self._ack_fault()) is not None:
+            await self.send(p.SetImageAck(success=False, error=error))
+            return
         if frame.image_data is None:
             self.image = None
         else:
@@ -293,6 +357,8 @@ class ServerSession(_Peer):
         )
 
     def _set_output(self, pc: RTCPeerConnection, source: MediaStreamTrack) -> None:
+        if self.output is not None:  # a new offer (ice-restart) replaces the old output
+            self.output.stop()
         self.output = GeneratedTrack(source, self)
         pc.addTrack(self.server.relay.subscribe(self.output, buffered=False))
 
@@ -304,24 +370,71 @@ class ServerSession(_Peer):
     async def _start_generation(self) -> None:
         await self.broadcast(p.GenerationStarted())
         self._clock = asyncio.ensure_future(self._billing_clock())
+        faults = self.server.faults
+        if faults.drop_socket_after_s is not None and self.server.take_drop():
+            self._later(faults.drop_socket_after_s, self._drop_socket)
+        if faults.close_peer_after_s is not None and self.server.take_drop():
+            self._later(faults.close_peer_after_s, self._close_peer)
+        if faults.ice_restart_after_s is not None and not self.server.counters.get("ice_restarts"):
+            self.server.count("ice_restarts")
+            self._later(faults.ice_restart_after_s, self._send_ice_restart)
+
+    def _later(self, delay: float, action: Any) -> None:
+        async def run() -> None:
+            await asyncio.sleep(delay)
+            await action()
+
+        self._timers.append(asyncio.ensure_future(run()))
+
+    async def _drop_socket(self) -> None:
+        """A dropped network: the TCP connection vanishes, nothing more is sent."""
+        self.server.count("socket_drops")
+        if self.transport is not None:
+            self.transport.abort()
+
+    async def _close_peer(self) -> None:
+        self.server.count("peer_closes")
+        if self.pc is not None:
+            await self.pc.close()
+
+    async def _send_ice_restart(self) -> None:
+        turn = p.TurnConfig(username="rxrealtime", credential="turn-secret",
+                            server_url=self.server.faults.turn_url)  # fmt: skip
+        await self.send(p.IceRestart(turn_config=turn))
 
     async def _billing_clock(self) -> None:
-        settings = self.server.settings
+        settings, faults = self.server.settings, self.server.faults
         loop = asyncio.get_running_loop()
         next_at = loop.time()
-        malformed_every = settings.faults.malformed_every_n_ticks
+        stalled_until = 0.0
         while not self.ws.closed:
             next_at += settings.tick_interval_s
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             self.billed += settings.seconds_per_tick
+            if faults.stall_ticks_after is not None and self.ticks == faults.stall_ticks_after:
+                if not stalled_until:
+                    stalled_until = loop.time() + faults.stall_ticks_for_s
+                    self.server.count("stalls")
+                if loop.time() < stalled_until:
+                    continue  # billing goes on, nothing is sent
             self.ticks += 1
             await self.broadcast(p.GenerationTick(seconds=self.billed))
             self.server.count("ticks")
-            if malformed_every and self.ticks % malformed_every == 0:
-                await self.ws.send_str('{"type": "generation_tick", "seconds": ')
+            if faults.bad_frames and self.ticks % faults.bad_frames_every_n_ticks == 0:
+                for kind in faults.bad_frames:
+                    await self._send_raw(faults.bad_frame(kind))
             if settings.credits_s is not None and self.billed >= settings.credits_s:
                 await self.end("insufficient_credits", "insufficient credits")
                 return
+
+    async def _send_raw(self, frame: str | bytes) -> None:
+        if self.ws.closed:
+            return
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            if isinstance(frame, bytes):
+                await self.ws.send_bytes(frame)
+            else:
+                await self.ws.send_str(frame)
 
     async def end(self, reason: str, error: str | None = None) -> None:
         """End generation on the server's initiative and close the session."""
@@ -334,10 +447,13 @@ class ServerSession(_Peer):
         await self.ws.close()
 
     async def close(self) -> None:
-        if self._clock is not None:
-            self._clock.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._clock
+        tasks = [t for t in (self._clock, self._starter, *self._timers) if t is not None]
+        current = asyncio.current_task()
+        for task in tasks:
+            if task is not current:
+                task.cancel()
+        await asyncio.gather(*(t for t in tasks if t is not current), return_exceptions=True)
+        self.server.billed_by_session[self.id] = self.billed
         for viewer in list(self.viewers):
             await viewer.close()
         if self.output is not None:
@@ -388,6 +504,8 @@ class EmbeddedServer:
         except ValidationError as exc:
             raise ConfigError(f"invalid server settings: {_describe(exc)}") from None
         self.sessions: dict[str, ServerSession] = {}
+        self.billed_by_session: dict[str, int] = {}
+        """Final billed seconds of every server session that has ended."""
         self.counters: dict[str, int] = {}
         self.relay = MediaRelay()
         self._runner: web.AppRunner | None = None
@@ -412,8 +530,20 @@ class EmbeddedServer:
         host = f"[{host}]" if ":" in host else host
         return f"ws://{host}:{self._port}"
 
+    @property
+    def faults(self) -> Faults:
+        return self.settings.faults
+
     def count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
+
+    def take_drop(self) -> bool:
+        """Whether one more session may be hit by a drop fault (``max_drops``)."""
+        limit = self.faults.max_drops
+        if limit and self.counters.get("drops_planned", 0) >= limit:
+            return False
+        self.count("drops_planned")
+        return True
 
     async def start(self) -> EmbeddedServer:
         app = web.Application()
@@ -445,10 +575,7 @@ class EmbeddedServer:
         """Send a raw frame (text or binary) to one session or all; returns how many got it."""
         targets = [self.sessions[session_id]] if session_id else list(self.sessions.values())
         for session in targets:
-            if isinstance(frame, bytes):
-                await session.ws.send_bytes(frame)
-            else:
-                await session.ws.send_str(frame)
+            await session._send_raw(frame)
         return len(targets)
 
     def _authorized(self, request: web.Request) -> bool:
@@ -459,20 +586,29 @@ class EmbeddedServer:
 
     async def _accept(self, request: web.Request) -> tuple[web.WebSocketResponse, bool]:
         """Upgrade the request; a wrong key gets ``error: invalid api key`` and a close."""
-        ws = web.WebSocketResponse(max_msg_size=self.settings.max_frame_bytes)
+        ws = web.WebSocketResponse(max_msg_size=8 * self.settings.max_frame_bytes)
         await ws.prepare(request)
-        if self._authorized(request):
-            return ws, True
-        self.count("auth_failures")
-        await ws.send_str(p.encode(p.ErrorMessage(error="invalid api key")).decode())
-        await ws.close(code=4001, message=b"invalid api key")
-        return ws, False
+        self.count("connections")
+        if not self._authorized(request):
+            self.count("auth_failures")
+            await self._refuse(ws, "invalid api key", 4001)
+            return ws, False
+        if self.counters["connections"] <= self.faults.refuse_first:
+            self.count("capacity_refusals")
+            await self._refuse(ws, "capacity: no generation slot free, retry later", 4503)
+            return ws, False
+        return ws, True
+
+    async def _refuse(self, ws: web.WebSocketResponse, error: str, code: int) -> None:
+        await ws.send_str(p.encode(p.ErrorMessage(error=error)).decode())
+        await ws.close(code=code, message=error.encode())
 
     async def _handle_stream(self, request: web.Request) -> web.StreamResponse:
         ws, ok = await self._accept(request)
         if not ok:
             return ws
         session = ServerSession(self, ws, request.query.get("model", ""))
+        session.transport = request.transport
         self.sessions[session.id] = session
         self._peers.add(session)
         self.count("sessions")

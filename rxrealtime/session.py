@@ -15,7 +15,7 @@ import enum
 import logging
 import os
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -352,7 +352,8 @@ class Session:
         self._set_state(ConnectionState.CONNECTING)
         timeout = self.options.connect_timeout_s
         try:
-            link = await asyncio.wait_for(self._open_link(), timeout)
+            waits = [0.0, *self.options.reconnect.delays()]
+            link = await asyncio.wait_for(self._open_with_retries(waits, None), timeout)
         except asyncio.TimeoutError:
             error = ConnectTimeout(f"no connection to {self.url} within {timeout:g} s")
             self.errors.emit(error)
@@ -395,7 +396,11 @@ class Session:
         link.http = aiohttp.ClientSession()
         try:
             link.ws = await link.http.ws_connect(
-                self._url, max_msg_size=self.options.max_frame_bytes, autoclose=True
+                # Frames above max_frame_bytes are reported and skipped by the read loop;
+                # only a frame 8x larger makes aiohttp give up on the socket.
+                self._url,
+                max_msg_size=8 * self.options.max_frame_bytes,
+                autoclose=True,
             )
         except aiohttp.WSServerHandshakeError as exc:
             error: RealtimeError = (
@@ -469,9 +474,17 @@ class Session:
         ws = link.ws
         decode, dispatch, errors = p.decode, self._dispatch, self.errors
         text, binary = aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY
+        limit = self.options.max_frame_bytes
         try:
             async for msg in ws:
                 if msg.type is text:
+                    if len(msg.data) > limit:
+                        errors.emit(
+                            ProtocolError(
+                                f"frame of {len(msg.data)} chars exceeds {limit}", msg.data
+                            )
+                        )
+                        continue
                     try:
                         frame = decode(msg.data)
                     except ProtocolError as exc:
@@ -692,32 +705,44 @@ class Session:
             cause = link.failed.exception() if link.failed.done() else None
             await self._close_link(link, SessionClosed("link lost"))
             self._link = None
-            permanent = isinstance(cause, RealtimeError) and getattr(cause, "permanent", False)
-            if permanent or link.ended is not None:
-                self._set_state(ConnectionState.DISCONNECTED)
-                return
             delays = self.options.reconnect.delays()
-            if delays:
+            if _retryable(cause) and link.ended is None and delays:
                 self._set_state(ConnectionState.RECONNECTING)
-            for attempt, delay in enumerate(delays, 1):
-                await asyncio.sleep(delay)
-                logger.info("reconnect attempt %s of %s", attempt, len(delays))
-                try:
-                    new = await asyncio.wait_for(self._open_link(), self.options.connect_timeout_s)
-                except asyncio.TimeoutError:
-                    self.errors.emit(ConnectTimeout(f"reconnect attempt {attempt} timed out"))
-                    continue
-                except RealtimeError as exc:
-                    if getattr(exc, "permanent", False):
-                        break
-                    continue
-                self._recovery = None
-                self._link_up(new)
-                return
+                with contextlib.suppress(RealtimeError):
+                    new = await self._open_with_retries(delays, self.options.connect_timeout_s)
+                    self._recovery = None
+                    self._link_up(new)
+                    return
             self._set_state(ConnectionState.DISCONNECTED)
         finally:
             if self._recovery is asyncio.current_task():
                 self._recovery = None
+
+    async def _open_with_retries(
+        self, waits: Sequence[float], attempt_timeout: float | None
+    ) -> _Link:
+        """Open a link after each wait in turn until one works.
+
+        Transient failures are retried; a permanent one, or the last failure, is raised.
+        Every failure is on ``errors`` already, so callers need not publish it.
+        """
+        error: BaseException = ConnectionLost("no connection attempt was made")
+        for attempt, wait in enumerate(waits, 1):
+            if wait:
+                await asyncio.sleep(wait)
+            try:
+                return await asyncio.wait_for(self._open_link(), attempt_timeout)
+            except asyncio.TimeoutError:
+                error = ConnectTimeout(
+                    f"attempt {attempt}: no connection within {attempt_timeout} s"
+                )
+                self.errors.emit(error)
+            except RealtimeError as exc:
+                if not _retryable(exc):
+                    raise
+                error = exc
+            logger.info("connection attempt %s failed: %s", attempt, error)
+        raise error
 
     async def _close_link(self, link: _Link, reason: RealtimeError) -> None:
         if link.closed:
@@ -798,3 +823,10 @@ class Session:
 
     def _redact(self, text: str) -> str:
         return redact(text, self.options.api_key.get_secret_value())
+
+
+def _retryable(error: BaseException | None) -> bool:
+    """Whether PROTOCOL.md calls this failure transient (worth a reconnect)."""
+    if isinstance(error, (ConfigError, RequestRejected, SessionClosed)):
+        return False
+    return not getattr(error, "permanent", False)

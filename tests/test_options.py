@@ -102,7 +102,8 @@ def test_bad_images_raise_before_any_io(tmp_path) -> None:
 
 async def test_connect_failure_logs_and_errors_do_not_leak_the_key(caplog) -> None:
     caplog.set_level(logging.DEBUG)
-    session = rt.Session("ws://127.0.0.1:9", api_key=KEY, connect_timeout_s=5)
+    no_retry = rt.ReconnectPolicy(max_attempts=0)
+    session = rt.Session("ws://127.0.0.1:9", api_key=KEY, connect_timeout_s=5, reconnect=no_retry)
     errors: list[rt.RealtimeError] = []
     session.errors.subscribe(errors.append)
     with pytest.raises(rt.ConnectionLost) as info:

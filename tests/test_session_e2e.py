@@ -149,7 +149,7 @@ async def test_bad_server_frame_is_a_protocol_error_and_ticks_keep_flowing(
 
 async def test_server_fault_malformed_ticks_do_not_lose_good_ticks() -> None:
     async with rt.serve_embedded(
-        tick_interval_s=0.1, faults=rt.Faults(malformed_every_n_ticks=2)
+        tick_interval_s=0.1, faults=rt.Faults(bad_frames=("malformed",), bad_frames_every_n_ticks=2)
     ) as server:
         session = rt.Session(server.url, api_key=server.api_key)
         rec = Recorder(session)
@@ -233,11 +233,26 @@ async def test_credits_running_out_ends_the_session() -> None:
 async def test_connect_to_a_closed_port_raises_connection_lost() -> None:
     async with rt.serve_embedded() as server:
         url = server.url
-    session = rt.Session(url, api_key="k", connect_timeout_s=5)
+    no_retry = rt.ReconnectPolicy(max_attempts=0)
+    session = rt.Session(url, api_key="k", connect_timeout_s=5, reconnect=no_retry)
     rec = Recorder(session)
     with pytest.raises(rt.ConnectionLost, match="cannot reach"):
         await session.connect()
     assert [type(e) for e in rec["errors"]] == [rt.ConnectionLost]
+    await session.disconnect()
+
+
+async def test_connect_retries_a_closed_port_until_its_timeout() -> None:
+    async with rt.serve_embedded() as server:
+        url = server.url
+    retry = rt.ReconnectPolicy(initial_delay_s=0.05, max_delay_s=0.1, max_attempts=100)
+    session = rt.Session(url, api_key="k", connect_timeout_s=0.6, reconnect=retry)
+    rec = Recorder(session)
+    with pytest.raises(rt.ConnectTimeout):
+        await session.connect()
+    kinds = [type(e) for e in rec["errors"]]
+    assert kinds.count(rt.ConnectionLost) >= 3 and kinds[-1] is rt.ConnectTimeout
+    assert rec["connection_changes"][-1] is S.DISCONNECTED
     await session.disconnect()
 
 
