@@ -25,6 +25,7 @@ from .exceptions import (
     SessionClosed,
     SubscriberError,
 )
+from .fleet import Fleet, FleetTotals, Keyed
 from .models import MODELS, ModelDefinition
 from .options import IceServer, ReconnectPolicy, SessionOptions
 from .server import EmbeddedServer, Faults, ServerSettings, serve_embedded
@@ -41,9 +42,12 @@ __all__ = [
     "ConnectionState",
     "EmbeddedServer",
     "Faults",
+    "Fleet",
+    "FleetTotals",
     "HotStream",
     "IceServer",
     "InvalidToken",
+    "Keyed",
     "ModelDefinition",
     "NotConnected",
     "ProtocolError",

@@ -1,0 +1,219 @@
+"""Many sessions as one set of hot streams, keyed by session, with fleet totals.
+
+A dashboard or an exporter watching fifty sessions wants one ``billed`` stream, not
+fifty subscriptions to wire by hand. :class:`Fleet` subscribes to each added session and
+republishes its events as :class:`Keyed` values on fleet-wide streams, plus a
+:class:`FleetTotals` state stream.
+
+Keys: a session is keyed by the ``key=`` given to :meth:`Fleet.add`, else by the id of
+its *first* server session (``session.session_id`` if it is already connected, else the
+first ``session_started``). The key then stays put across reconnects, so one client
+session is one row, one metric series, one line of a plot. Values a session emits before
+its first server session id is known (only connection states and connect errors) carry
+the provisional key ``pending-N`` (N: order of addition).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Generic, TypeVar
+
+from reactivex.disposable import CompositeDisposable
+
+from . import protocol as p
+from .exceptions import ConfigError, RealtimeError
+from .operators._clock import BillingClock
+from .operators._money import Rate, resolve_rate
+from .session import ConnectionState, Session, SessionInfo
+from .streams import HotStream, StateStream
+
+__all__ = ["Fleet", "FleetTotals", "Keyed"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Keyed(Generic[T]):
+    """One session's value on a fleet stream."""
+
+    key: str
+    model: str
+    value: T
+
+
+@dataclass(frozen=True, slots=True)
+class FleetTotals:
+    """The fleet at a glance; ``cost`` is ``None`` when the fleet has no prices."""
+
+    billed_s: int = 0
+    sessions: int = 0
+    generating: int = 0
+    cost: Decimal | None = None
+
+
+class _Member:
+    def __init__(self, session: Session, key: str | None, index: int) -> None:
+        self.session = session
+        self.fixed_key = key or session.session_id
+        self.provisional = f"pending-{index}"
+        self.clock = BillingClock(resets_known=True)
+        self.state = session.state
+        self.subscriptions = CompositeDisposable()
+
+    @property
+    def key(self) -> str:
+        return self.fixed_key or self.provisional
+
+    @property
+    def model(self) -> str:
+        return self.session.model.name
+
+
+class Fleet:
+    """Sessions merged into keyed hot streams; see the module docstring for keys.
+
+    ``rate_per_second`` or ``prices`` (a per-model price table) make the totals carry a
+    cost. Streams: ``states``, ``ticks``, ``billed`` (running total per session, across
+    reconnects), ``billed_deltas`` (seconds billed by each tick), ``errors``,
+    ``prompt_acks``, and ``totals`` (a state stream: replays the current totals).
+    """
+
+    def __init__(
+        self,
+        sessions: Iterable[Session] = (),
+        *,
+        rate_per_second: Rate | None = None,
+        prices: Mapping[str, Rate] | None = None,
+    ) -> None:
+        if rate_per_second is not None and prices is not None:
+            raise ConfigError("pass rate_per_second or prices, not both")
+        self._rate = resolve_rate(rate_per_second)
+        self._prices = dict(prices) if prices is not None else None
+        self._members: dict[int, _Member] = {}
+        self._added = 0
+        self._closed = False
+        self.states: HotStream[Keyed[ConnectionState]] = HotStream("fleet.states")
+        self.ticks: HotStream[Keyed[p.GenerationTick]] = HotStream("fleet.ticks")
+        self.billed: HotStream[Keyed[int]] = HotStream("fleet.billed")
+        self.billed_deltas: HotStream[Keyed[int]] = HotStream("fleet.billed_deltas")
+        self.errors: HotStream[Keyed[RealtimeError]] = HotStream("fleet.errors")
+        self.prompt_acks: HotStream[Keyed[p.PromptAck]] = HotStream("fleet.prompt_acks")
+        self.totals: StateStream[FleetTotals] = StateStream("fleet.totals", self._totals())
+        for session in sessions:
+            self.add(session)
+
+    def __repr__(self) -> str:
+        return f"<Fleet sessions={len(self._members)} billed_s={self.total_billed_s}>"
+
+    # -- membership ------------------------------------------------------------------
+
+    def add(self, session: Session, key: str | None = None) -> str:
+        """Watch ``session``; returns its current key (provisional until it connects)."""
+        if self._closed:
+            raise ConfigError("this fleet is closed")
+        if id(session) in self._members:
+            return self._members[id(session)].key
+        if self._prices is not None:
+            resolve_rate(None, self._prices, session.model.name)  # fail now, not mid-session
+        self._added += 1
+        member = _Member(session, key, self._added)
+        self._members[id(session)] = member
+        subs = member.subscriptions
+        subs.add(session.session_started.subscribe(lambda info: self._on_started(member, info)))
+        subs.add(session.generation_ticks.subscribe(lambda tick: self._on_tick(member, tick)))
+        subs.add(session.connection_changes.subscribe(lambda s: self._on_state(member, s)))
+        subs.add(session.errors.subscribe(lambda e: self.errors.emit(self._keyed(member, e))))
+        subs.add(
+            session.prompt_acks.subscribe(lambda a: self.prompt_acks.emit(self._keyed(member, a)))
+        )
+        self._publish_totals()
+        return member.key
+
+    def remove(self, session: Session) -> None:
+        """Stop watching ``session``; its billed seconds leave the totals."""
+        member = self._members.pop(id(session), None)
+        if member is not None:
+            member.subscriptions.dispose()
+            self._publish_totals()
+
+    def close(self) -> None:
+        """Stop watching every session and complete the fleet's streams."""
+        if self._closed:
+            return
+        self._closed = True
+        for member in self._members.values():
+            member.subscriptions.dispose()
+        for stream in (self.states, self.ticks, self.billed, self.billed_deltas):
+            stream.complete()
+        for stream_ in (self.prompt_acks, self.errors, self.totals):
+            stream_.complete()
+
+    # -- reading -------------------------------------------------------------------
+
+    @property
+    def sessions(self) -> list[Session]:
+        return [m.session for m in self._members.values()]
+
+    def key_of(self, session: Session) -> str:
+        return self._members[id(session)].key
+
+    @property
+    def billed_by_session(self) -> dict[str, int]:
+        return {m.key: m.clock.total for m in self._members.values()}
+
+    @property
+    def total_billed_s(self) -> int:
+        return sum(m.clock.total for m in self._members.values())
+
+    def price_of(self, model: str) -> Decimal | None:
+        if self._prices is not None:
+            return resolve_rate(None, self._prices, model)
+        return self._rate
+
+    # -- wiring --------------------------------------------------------------------
+
+    def _keyed(self, member: _Member, value: T) -> Keyed[T]:
+        return Keyed(member.key, member.model, value)
+
+    def _on_started(self, member: _Member, info: SessionInfo) -> None:
+        if member.fixed_key is None:
+            member.fixed_key = info.sid
+        member.clock.reset()  # a new server session: its ticks restart at 0
+
+    def _on_tick(self, member: _Member, tick: p.GenerationTick) -> None:
+        delta = member.clock.feed(tick.seconds)
+        self.ticks.emit(self._keyed(member, tick))
+        if delta:
+            self.billed_deltas.emit(self._keyed(member, delta))
+        self.billed.emit(self._keyed(member, member.clock.total))
+        if delta:
+            self._publish_totals()
+
+    def _on_state(self, member: _Member, state: ConnectionState) -> None:
+        member.state = state
+        self.states.emit(self._keyed(member, state))
+        self._publish_totals()
+
+    def _totals(self) -> FleetTotals:
+        members = list(getattr(self, "_members", {}).values())
+        cost: Decimal | None = None
+        if self._rate is not None or self._prices is not None:
+            cost = Decimal(0)
+            for m in members:
+                price = self.price_of(m.model)
+                cost += (price or Decimal(0)) * m.clock.total
+        return FleetTotals(
+            billed_s=sum(m.clock.total for m in members),
+            sessions=len(members),
+            generating=sum(m.state is ConnectionState.GENERATING for m in members),
+            cost=cost,
+        )
+
+    def _publish_totals(self) -> None:
+        if not self._closed:
+            self.totals.emit(self._totals())

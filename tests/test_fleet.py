@@ -1,0 +1,116 @@
+"""Fleet: keyed streams and totals, fed by real sessions (unit: streams fed directly)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from conftest import wait_until
+
+import rxrealtime as rt
+from rxrealtime import protocol as p
+
+S = rt.ConnectionState
+
+
+def info(sid: str) -> rt.SessionInfo:
+    return rt.SessionInfo(sid=sid, ip="127.0.0.1", port=1, subscribe_token="t")
+
+
+def offline_session(model: str = "mirage_v2") -> rt.Session:
+    # A real Session, never connected: its hot streams exist from construction, so a
+    # test can emit what a server session would produce, without a network.
+    return rt.Session("ws://127.0.0.1:9", api_key="rt_secret_key", model=model)
+
+
+def test_fleet_keys_by_first_session_id_and_keeps_it_across_reconnects() -> None:
+    session = offline_session()
+    fleet = rt.Fleet()
+    billed: list[rt.Keyed[int]] = []
+    fleet.billed.subscribe(billed.append)
+    assert fleet.add(session) == "pending-1"
+    session.session_started.emit(info("sid-a"))
+    for s in (1, 2, 3):
+        session.generation_ticks.emit(p.GenerationTick(s))
+    session.session_started.emit(info("sid-b"))  # reconnect: new server session
+    for s in (1, 1, 2):  # including a duplicate
+        session.generation_ticks.emit(p.GenerationTick(s))
+    assert [(k.key, k.model, k.value) for k in billed] == [
+        ("sid-a", "mirage_v2", 1), ("sid-a", "mirage_v2", 2), ("sid-a", "mirage_v2", 3),
+        ("sid-a", "mirage_v2", 4), ("sid-a", "mirage_v2", 4), ("sid-a", "mirage_v2", 5),
+    ]  # fmt: skip
+    assert fleet.billed_by_session == {"sid-a": 5}
+    assert fleet.key_of(session) == "sid-a"
+
+
+def test_fleet_totals_sum_sessions_and_price_each_model() -> None:
+    a, b = offline_session("mirage_v2"), offline_session("lucy_2_rt")
+    fleet = rt.Fleet([a, b], prices={"mirage_v2": "0.01", "lucy_2_rt": "0.05"})
+    deltas: list[tuple[str, int]] = []
+    fleet.billed_deltas.subscribe(lambda k: deltas.append((k.key, k.value)))
+    a.session_started.emit(info("a"))
+    b.session_started.emit(info("b"))
+    a.generation_ticks.emit(p.GenerationTick(10))
+    b.generation_ticks.emit(p.GenerationTick(4))
+    b.generation_ticks.emit(p.GenerationTick(4))
+    assert deltas == [("a", 10), ("b", 4)]
+    assert fleet.totals.value == rt.FleetTotals(
+        billed_s=14, sessions=2, generating=0, cost=Decimal("0.30")
+    )
+    fleet.remove(b)
+    assert fleet.totals.value.billed_s == 10 and fleet.totals.value.sessions == 1
+
+
+def test_fleet_rejects_a_session_whose_model_has_no_price() -> None:
+    fleet = rt.Fleet(prices={"mirage": 1})
+    with pytest.raises(rt.ConfigError, match="no price for model 'mirage_v2'"):
+        fleet.add(offline_session())
+
+
+def test_fleet_keys_errors_and_completes_on_close() -> None:
+    session = offline_session()
+    fleet = rt.Fleet()
+    errors: list[rt.Keyed[rt.RealtimeError]] = []
+    done: list[bool] = []
+    fleet.errors.subscribe(errors.append, on_completed=lambda: done.append(True))
+    fleet.add(session, key="camera-1")
+    session.errors.emit(rt.ServerError("boom"))
+    fleet.close()
+    session.errors.emit(rt.ServerError("after close"))
+    assert errors == [rt.Keyed("camera-1", "mirage_v2", rt.ServerError("boom"))]
+    assert done == [True]
+
+
+async def test_fleet_of_live_sessions_totals_billing_across_a_reconnect(
+    server: rt.EmbeddedServer,
+) -> None:
+    fast = rt.ReconnectPolicy(initial_delay_s=0.05, max_delay_s=0.1)
+    sessions = [
+        rt.Session(server.url, api_key=server.api_key, model="mirage_v2", reconnect=fast)
+        for _ in range(2)
+    ]
+    fleet = rt.Fleet(sessions, rate_per_second="0.5")
+    generating: set[str] = set()
+    fleet.states.subscribe(lambda k: k.value is S.GENERATING and generating.add(k.key))
+    try:
+        for s in sessions:
+            # receive-only: the server generates from the prompt alone (and a reconnect
+            # does not depend on re-sending a local track)
+            await s.connect()
+        first_ids = [s.session_id for s in sessions]
+        await wait_until(lambda: all(v >= 3 for v in fleet.billed_by_session.values()))
+        before = fleet.billed_by_session[first_ids[0]]
+        await server.sessions[first_ids[0]].ws.close()  # drop one server session
+        await wait_until(lambda: sessions[0].session_id not in (None, first_ids[0]))
+        await wait_until(lambda: sessions[0].state is S.GENERATING)
+        await wait_until(lambda: fleet.billed_by_session[first_ids[0]] >= before + 2)
+        assert set(fleet.billed_by_session) == set(first_ids)  # the key survived
+        assert generating == set(first_ids)
+        totals = fleet.totals.value
+        assert totals.sessions == 2 and totals.generating == 2
+        assert totals.billed_s == sum(fleet.billed_by_session.values())
+        assert totals.cost == Decimal("0.5") * totals.billed_s
+    finally:
+        for s in sessions:
+            await s.disconnect()
+        fleet.close()
