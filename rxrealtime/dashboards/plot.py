@@ -1,0 +1,104 @@
+"""Billed seconds and cost over time, recorded from a session and drawn with matplotlib.
+
+matplotlib is an optional extra (``pip install 'rxrealtime[plot]'``) and is imported only
+when a plot is drawn, so importing rxrealtime never pays for it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from reactivex.disposable import CompositeDisposable
+
+from .. import protocol as p
+from ..exceptions import ConfigError
+from ..operators._clock import BillingClock
+from ..operators._money import Rate, resolve_rate
+from ..session import Session, SessionInfo
+
+__all__ = ["BillingLog", "plot_billing"]
+
+
+@dataclass
+class BillingLog:
+    """``(elapsed seconds, billed seconds)`` samples of a session, one per tick."""
+
+    rate: Decimal | None = None
+    samples: list[tuple[float, int]] = field(default_factory=list)
+    _start: float = field(default_factory=time.monotonic, repr=False)
+    _clock: BillingClock = field(default_factory=lambda: BillingClock(True), repr=False)
+    _subscriptions: CompositeDisposable = field(default_factory=CompositeDisposable, repr=False)
+
+    @classmethod
+    def record(
+        cls,
+        session: Session,
+        *,
+        rate_per_second: Rate | None = None,
+        prices: Mapping[str, Rate] | None = None,
+    ) -> BillingLog:
+        """Start recording ``session``'s billing (across reconnects) from now on."""
+        log = cls(
+            rate=resolve_rate(rate_per_second, prices, session.model.name if prices else None)
+        )
+        log._subscriptions.add(session.session_started.subscribe(log._on_started))
+        log._subscriptions.add(session.generation_ticks.subscribe(log._on_tick))
+        return log
+
+    def _on_started(self, _: SessionInfo) -> None:
+        self._clock.reset()
+
+    def _on_tick(self, tick: p.GenerationTick) -> None:
+        self._clock.feed(tick.seconds)
+        self.samples.append((time.monotonic() - self._start, self._clock.total))
+
+    def stop(self) -> None:
+        self._subscriptions.dispose()
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise ConfigError(
+            "plotting needs matplotlib: pip install 'rxrealtime[plot]' (or pip install matplotlib)"
+        ) from None
+    matplotlib.use("Agg")  # files only: never open a window or need a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_billing(log: BillingLog, path: str | Path, title: str = "rxrealtime billing") -> Path:
+    """Draw billed seconds (and cost, when the log has a rate) over time into ``path``.
+
+    Raises :class:`~rxrealtime.ConfigError` with the install hint if matplotlib is missing.
+    """
+    plt = _pyplot()
+    path = Path(path)
+    times = [0.0] + [t for t, _ in log.samples]
+    billed = [0] + [b for _, b in log.samples]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    try:
+        ax.step(times, billed, where="post", color="tab:blue", label="billed seconds")
+        ax.set_xlabel("elapsed (s)")
+        ax.set_ylabel("billed seconds", color="tab:blue")
+        ax.set_title(title)
+        if log.rate is not None:
+            cost_ax = ax.twinx()
+            cost_ax.step(
+                times, [float(log.rate * b) for b in billed], where="post",
+                color="tab:orange", linestyle="--", label="cost",
+            )  # fmt: skip
+            cost_ax.set_ylabel("cost", color="tab:orange")
+        ax.grid(True, alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+    return path

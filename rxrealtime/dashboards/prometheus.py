@@ -1,0 +1,198 @@
+"""Prometheus metrics for sessions and fleets, served over HTTP on loopback by default.
+
+Every exporter owns a dedicated ``CollectorRegistry`` rather than the process-global
+one: many exporters (tests, several fleets in one process) would otherwise clash on
+metric names. Metrics are fed from a :class:`~rxrealtime.Fleet`'s keyed streams, so a
+session keeps one label set across reconnects.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Enum,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from reactivex.disposable import CompositeDisposable
+
+from .. import protocol as p
+from ..exceptions import RealtimeError
+from ..fleet import Fleet, FleetTotals, Keyed
+from ..session import ConnectionState, Session
+
+__all__ = ["PrometheusExporter"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Bucket bounds (s) for prompt acknowledgements: loopback is sub-millisecond, hosted
+#: services take tens to hundreds of milliseconds, and the protocol times out at 15 s.
+PROMPT_ACK_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0)
+
+
+class PrometheusExporter:
+    """Exports a fleet's billing, ticks, states, errors and prompt-ack latency.
+
+    ``exporter.watch(session)`` adds a session (to its own fleet unless one is given);
+    ``await exporter.start(port)`` serves ``/metrics`` until ``await exporter.stop()``.
+    """
+
+    def __init__(
+        self,
+        fleet: Fleet | None = None,
+        *,
+        registry: CollectorRegistry | None = None,
+        namespace: str = "rxrealtime",
+    ) -> None:
+        self.fleet = fleet if fleet is not None else Fleet()
+        self.registry = registry if registry is not None else CollectorRegistry()
+        labels = ("session", "model")
+        ns, reg = namespace, self.registry
+        self.billed_seconds = Counter(
+            "billed_seconds", "Billed generation seconds, across reconnects.", labels,
+            namespace=ns, registry=reg,
+        )  # fmt: skip
+        self.ticks = Counter(
+            "ticks", "generation_tick frames received.", labels, namespace=ns, registry=reg
+        )
+        self.connection_state = Enum(
+            "connection_state", "Current connection state of the session.", labels,
+            states=[str(s) for s in ConnectionState], namespace=ns, registry=reg,
+        )  # fmt: skip
+        self.errors = Counter(
+            "errors", "Errors published on session.errors, by type.", (*labels, "type"),
+            namespace=ns, registry=reg,
+        )  # fmt: skip
+        self.prompt_ack_latency = Histogram(
+            "prompt_ack_latency_seconds", "Time from sending a prompt to its prompt_ack.",
+            ("model",), buckets=PROMPT_ACK_BUCKETS, namespace=ns, registry=reg,
+        )  # fmt: skip
+        self.fleet_billed = Gauge(
+            "fleet_billed_seconds", "Billed seconds of every watched session.",
+            namespace=ns, registry=reg,
+        )  # fmt: skip
+        self.fleet_sessions = Gauge(
+            "fleet_sessions", "Watched sessions.", namespace=ns, registry=reg
+        )
+        self.fleet_generating = Gauge(
+            "fleet_generating_sessions", "Watched sessions now generating.",
+            namespace=ns, registry=reg,
+        )  # fmt: skip
+        self.fleet_cost = Gauge(
+            "fleet_cost", "Cost of every watched session's billing (when priced).",
+            namespace=ns, registry=reg,
+        )  # fmt: skip
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+        fl = self.fleet
+        self._subscriptions = CompositeDisposable(
+            fl.billed_deltas.subscribe(self._guard(self._on_billed)),
+            fl.ticks.subscribe(self._guard(self._on_tick)),
+            fl.states.subscribe(self._guard(self._on_state)),
+            fl.errors.subscribe(self._guard(self._on_error)),
+            fl.totals.subscribe(self._guard(self._on_totals)),
+        )
+
+    # -- feeding -------------------------------------------------------------------
+
+    def watch(self, session: Session, key: str | None = None) -> str:
+        """Export ``session``'s metrics; returns its key (the ``session`` label)."""
+        return self.fleet.add(session, key)
+
+    async def set_prompt(self, session: Session, prompt: str, **kwargs: Any) -> p.PromptAck:
+        """``session.set_prompt`` that records the ack latency in the histogram.
+
+        Sessions publish acks but not the moment a prompt is sent, so the latency can only
+        be measured around the call.
+        """
+        start = time.perf_counter()
+        ack = await session.set_prompt(prompt, **kwargs)
+        self.observe_prompt_ack(session.model.name, time.perf_counter() - start)
+        return ack
+
+    def observe_prompt_ack(self, model: str, seconds: float) -> None:
+        self.prompt_ack_latency.labels(model=model).observe(seconds)
+
+    def _guard(self, handler: Callable[[T], None]) -> Callable[[T], None]:
+        def run(value: T) -> None:
+            try:
+                handler(value)
+            except Exception:  # a metric bug must not break the session's streams
+                logger.exception("prometheus exporter failed on %r", value)
+
+        return run
+
+    def _on_billed(self, k: Keyed[int]) -> None:
+        self.billed_seconds.labels(session=k.key, model=k.model).inc(k.value)
+
+    def _on_tick(self, k: Keyed[p.GenerationTick]) -> None:
+        self.ticks.labels(session=k.key, model=k.model).inc()
+
+    def _on_state(self, k: Keyed[ConnectionState]) -> None:
+        self.connection_state.labels(session=k.key, model=k.model).state(str(k.value))
+
+    def _on_error(self, k: Keyed[RealtimeError]) -> None:
+        kind = type(k.value).__name__
+        self.errors.labels(session=k.key, model=k.model, type=kind).inc()
+
+    def _on_totals(self, totals: FleetTotals) -> None:
+        self.fleet_billed.set(totals.billed_s)
+        self.fleet_sessions.set(totals.sessions)
+        self.fleet_generating.set(totals.generating)
+        if totals.cost is not None:
+            self.fleet_cost.set(float(totals.cost))
+
+    # -- serving -------------------------------------------------------------------
+
+    def render(self) -> bytes:
+        """The metrics in the Prometheus text format."""
+        return bytes(generate_latest(self.registry))
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._port}/metrics"
+
+    async def start(self, port: int = 0, host: str = "127.0.0.1") -> PrometheusExporter:
+        """Serve ``/metrics`` (loopback by default; ``port=0`` picks a free port)."""
+
+        async def metrics(_: web.Request) -> web.Response:
+            response = web.Response(body=self.render())
+            response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+            return response
+
+        app = web.Application()
+        app.router.add_get("/metrics", metrics)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+        self._port = self._runner.addresses[0][1]
+        logger.info("metrics on http://%s:%s/metrics", host, self._port)
+        return self
+
+    async def stop(self) -> None:
+        """Stop serving and stop listening to the fleet."""
+        self._subscriptions.dispose()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> PrometheusExporter:
+        return self if self._runner is not None else await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()

@@ -1,0 +1,216 @@
+"""A live terminal view of one session (rich), redrawn at most every ``refresh_s``.
+
+Redraws are driven by the session's own events, sampled on the session's scheduler
+(``ops.sample``): a burst of ticks and errors costs one redraw per period, nothing is
+drawn while nothing happens, and the view never polls or sleeps. Frames are counted but
+never trigger a redraw, as they arrive far faster than anyone reads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+import reactivex
+from reactivex import abc
+from reactivex import operators as ops
+from reactivex.disposable import CompositeDisposable
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from .. import protocol as p
+from ..exceptions import RealtimeError
+from ..operators._clock import BillingClock
+from ..operators._money import Rate, resolve_rate
+from ..session import ConnectionState, Session, SessionInfo
+
+__all__ = ["TerminalDashboard", "sparkline"]
+
+logger = logging.getLogger(__name__)
+
+_BARS = "▁▂▃▄▅▆▇█"
+
+STATE_STYLES = {
+    ConnectionState.GENERATING: "bold green",
+    ConnectionState.CONNECTED: "green",
+    ConnectionState.CONNECTING: "yellow",
+    ConnectionState.RECONNECTING: "bold yellow",
+    ConnectionState.DISCONNECTED: "red",
+}
+
+
+def sparkline(values: list[int]) -> str:
+    """One block character per value, scaled to the largest (all zero: the lowest bar)."""
+    top = max(values, default=0)
+    if top <= 0:
+        return _BARS[0] * len(values)
+    return "".join(_BARS[round(v * (len(_BARS) - 1) / top)] for v in values)
+
+
+class TerminalDashboard:
+    """State, billed seconds, cost, tick-rate sparkline and recent errors of a session.
+
+    Use as ``with TerminalDashboard(session): ...`` (or :meth:`start`/:meth:`stop`).
+    ``scheduler`` defaults to ``session.scheduler``; ``rate_per_second`` or ``prices``
+    (per-model table) add a cost row. ``extra_rows`` lets a caller (the demo) add rows.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        rate_per_second: Rate | None = None,
+        prices: Mapping[str, Rate] | None = None,
+        refresh_s: float = 0.25,
+        history_s: int = 30,
+        scheduler: abc.SchedulerBase | None = None,
+        console: Console | None = None,
+        transient: bool = False,
+        title: str | None = None,
+        extra_rows: Callable[[], list[tuple[str, str]]] | None = None,
+    ) -> None:
+        self.session = session
+        self.rate = resolve_rate(rate_per_second, prices, session.model.name if prices else None)
+        self.refresh_s = refresh_s
+        self.history_s = history_s
+        self.scheduler = scheduler if scheduler is not None else session.scheduler
+        self.console = console if console is not None else Console()
+        self.transient = transient
+        self.title = title or f"rxrealtime · {session.model.name}"
+        self.extra_rows = extra_rows
+        self.state = session.state
+        self.ticks = 0
+        self.frames = 0
+        self.prompt: str | None = None
+        self.errors: deque[str] = deque(maxlen=5)
+        self.error_count = 0
+        self.refreshes = 0
+        self._clock = BillingClock(resets_known=True)
+        self._tick_times: deque[float] = deque()
+        self._live: Live | None = None
+        self._subscriptions = CompositeDisposable()
+        self._watch()
+
+    # -- the model ---------------------------------------------------------------------
+
+    @property
+    def billed_s(self) -> int:
+        return self._clock.total
+
+    @property
+    def cost(self) -> Decimal | None:
+        return None if self.rate is None else self.rate * self._clock.total
+
+    def _now(self) -> float:
+        return self.scheduler.to_seconds(self.scheduler.now)
+
+    def _watch(self) -> None:
+        s = self.session
+
+        def on_state(state: ConnectionState) -> None:
+            self.state = state
+
+        def on_started(_: SessionInfo) -> None:
+            self._clock.reset()
+
+        def on_tick(tick: p.GenerationTick) -> None:
+            self.ticks += 1
+            self._clock.feed(tick.seconds)
+            self._tick_times.append(self._now())
+
+        def on_error(error: RealtimeError) -> None:
+            self.error_count += 1
+            self.errors.append(f"{type(error).__name__}: {error}")
+
+        def on_ack(ack: p.PromptAck) -> None:
+            if ack.success:
+                self.prompt = ack.prompt
+
+        def on_frame(_: object) -> None:
+            self.frames += 1
+
+        changes: reactivex.Observable[Any] = reactivex.merge(
+            s.connection_changes.pipe(ops.do_action(on_state)),
+            s.session_started.pipe(ops.do_action(on_started)),
+            s.generation_ticks.pipe(ops.do_action(on_tick)),
+            s.errors.pipe(ops.do_action(on_error)),
+            s.prompt_acks.pipe(ops.do_action(on_ack)),
+        )
+        self._subscriptions.add(
+            changes.pipe(ops.sample(self.refresh_s, scheduler=self.scheduler)).subscribe(
+                lambda _: self.refresh()
+            )
+        )
+        self._subscriptions.add(s.frames.subscribe(on_frame))
+
+    def tick_rate_history(self) -> list[int]:
+        """Ticks per second over the last ``history_s`` seconds, oldest first."""
+        now = self._now()
+        while self._tick_times and self._tick_times[0] <= now - self.history_s:
+            self._tick_times.popleft()
+        buckets = [0] * self.history_s
+        for t in self._tick_times:
+            index = self.history_s - 1 - int(now - t)
+            if 0 <= index < self.history_s:
+                buckets[index] += 1
+        return buckets
+
+    # -- the view ----------------------------------------------------------------------
+
+    def render(self) -> Table:
+        table = Table(title=self.title, show_header=False, min_width=48)
+        table.add_column(style="bold cyan", no_wrap=True)
+        table.add_column()
+        table.add_row("url", self.session.url)  # redacted by the session
+        table.add_row("state", f"[{STATE_STYLES.get(self.state, '')}]{self.state}[/]")
+        if self.session.session_id:
+            table.add_row("session", self.session.session_id)
+        if self.prompt is not None:
+            table.add_row("prompt", self.prompt)
+        table.add_row("billed", f"{self.billed_s} s ({self.ticks} ticks)")
+        cost = self.cost
+        table.add_row("cost", "n/a (no rate given)" if cost is None else f"{cost:f}")
+        history = self.tick_rate_history()
+        table.add_row(f"ticks/s ({self.history_s} s)", sparkline(history) + f" {history[-1]}")
+        table.add_row("frames received", str(self.frames))
+        for name, value in self.extra_rows() if self.extra_rows else []:
+            table.add_row(name, value)
+        table.add_row("errors", str(self.error_count))
+        for error in self.errors:
+            table.add_row("", f"[red]{error}[/]")
+        return table
+
+    def refresh(self) -> None:
+        """Redraw now (the sampled event stream calls this; so may the owner, at the end)."""
+        self.refreshes += 1
+        if self._live is not None:
+            self._live.update(self.render(), refresh=True)
+
+    def start(self) -> TerminalDashboard:
+        if self._live is None:
+            self._live = Live(
+                self.render(),
+                console=self.console,
+                auto_refresh=False,
+                transient=self.transient,
+            )
+            self._live.start(refresh=True)
+        return self
+
+    def stop(self) -> None:
+        """Draw the final state once, then stop listening and release the terminal."""
+        if self._live is not None:
+            self.refresh()
+            self._live.stop()
+            self._live = None
+        self._subscriptions.dispose()
+
+    def __enter__(self) -> TerminalDashboard:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -1,0 +1,153 @@
+"""Dashboards: Prometheus scraped over real HTTP, the terminal view in virtual time, plots."""
+
+from __future__ import annotations
+
+import io
+import re
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import aiohttp
+import pytest
+from conftest import wait_until
+from prometheus_client.parser import text_string_to_metric_families
+from reactivex.testing import TestScheduler
+from rich.console import Console
+
+import rxrealtime as rt
+from rxrealtime import protocol as p
+from rxrealtime.dashboards import BillingLog, PrometheusExporter, TerminalDashboard, plot_billing
+from rxrealtime.dashboards.terminal import sparkline
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a scrape as ``{(name, sorted labels): value}``."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+async def scrape(exporter: PrometheusExporter) -> str:
+    async with aiohttp.ClientSession() as http, http.get(exporter.url) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain")
+        return await response.text()
+
+
+async def test_prometheus_exports_a_live_session_over_http(server: rt.EmbeddedServer) -> None:
+    session = rt.Session(server.url, api_key=server.api_key, model="mirage_v2")
+    exporter = PrometheusExporter(rt.Fleet(rate_per_second="0.01"))
+    exporter.watch(session)
+    await exporter.start(port=0)
+    try:
+        await session.connect(prompt="anime")
+        sid = session.session_id
+        assert sid is not None
+        await exporter.set_prompt(session, "cyberpunk city")
+        await wait_until(lambda: exporter.fleet.total_billed_s >= 3)
+        await server.send_raw('{"type": "generation_tick", "seconds": ')  # malformed frame
+        await wait_until(lambda: exporter.fleet.total_billed_s >= 4)
+        text = await scrape(exporter)
+        got = samples(text)
+        labels = (("model", "mirage_v2"), ("session", sid))
+        billed = got[("rxrealtime_billed_seconds_total", labels)]
+        assert billed >= 4
+        assert got[("rxrealtime_ticks_total", labels)] >= 4
+        state = (("model", "mirage_v2"), ("rxrealtime_connection_state", "generating"), labels[1])
+        assert got[("rxrealtime_connection_state", state)] == 1.0
+        error = (("model", "mirage_v2"), ("session", sid), ("type", "ProtocolError"))
+        assert got[("rxrealtime_errors_total", error)] == 1.0
+        ack = ("rxrealtime_prompt_ack_latency_seconds_count", (("model", "mirage_v2"),))
+        assert got[ack] == 1.0
+        assert got[("rxrealtime_fleet_sessions", ())] == 1.0
+        assert got[("rxrealtime_fleet_generating_sessions", ())] == 1.0
+        assert got[("rxrealtime_fleet_billed_seconds", ())] >= billed
+        assert got[("rxrealtime_fleet_cost", ())] > 0
+        assert server.api_key not in text
+    finally:
+        await session.disconnect()
+        await exporter.stop()
+
+
+async def test_prometheus_exporters_have_separate_registries() -> None:
+    a, b = PrometheusExporter(), PrometheusExporter()  # no "Duplicated timeseries" error
+    session = rt.Session("ws://127.0.0.1:9", api_key="secret-key-123")
+    a.watch(session, key="cam")
+    session.session_started.emit(rt.SessionInfo(sid="sid-1", ip="127.0.0.1", port=1))
+    session.generation_ticks.emit(p.GenerationTick(7))
+    assert samples(a.render().decode())[
+        ("rxrealtime_billed_seconds_total", (("model", "mirage_v2"), ("session", "cam")))
+    ] == 7.0
+    assert "rxrealtime_billed_seconds_total{" not in b.render().decode()
+    assert "secret-key-123" not in a.render().decode()
+    await a.stop()
+    await b.stop()
+
+
+def offline_dashboard(scheduler: TestScheduler, **kwargs: object) -> TerminalDashboard:
+    session = rt.Session("ws://127.0.0.1:9", api_key="secret-key-123", model="mirage_v2")
+    return TerminalDashboard(session, scheduler=scheduler, refresh_s=0.25, **kwargs)  # type: ignore[arg-type]
+
+
+def text_of(dashboard: TerminalDashboard) -> str:
+    console = Console(file=io.StringIO(), width=120, color_system=None)
+    console.print(dashboard.render())
+    return console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_terminal_view_redraws_at_most_once_per_period_in_virtual_time() -> None:
+    scheduler = TestScheduler()
+    view = offline_dashboard(scheduler, rate_per_second="0.5")
+    ticks = view.session.generation_ticks
+    for i in range(1, 100):  # 99 ticks within the first virtual second
+        scheduler.schedule_absolute(i / 100, lambda *_, s=i: ticks.emit(p.GenerationTick(s)))
+    scheduler.advance_to(1.0)
+    assert view.refreshes == 4  # at 0.25, 0.5, 0.75 and 1.0, not 99
+    scheduler.advance_to(5.0)
+    assert view.refreshes == 4  # nothing happened: nothing is drawn
+    scheduler.schedule_absolute(5.1, lambda *_: view.session.errors.emit(rt.ServerError("x")))
+    scheduler.advance_to(5.6)
+    assert view.refreshes == 5
+    assert view.billed_s == 99 and view.cost == Decimal("49.5")
+    text = text_of(view)
+    assert "99 s (99 ticks)" in text and "49.5" in text and "ServerError: x" in text
+    assert "secret-key-123" not in text and "api_key=***" in text
+
+
+def test_terminal_view_totals_billing_across_a_reconnect() -> None:
+    scheduler = TestScheduler()
+    view = offline_dashboard(scheduler)
+    s = view.session
+    info = rt.SessionInfo(sid="a", ip="127.0.0.1", port=1)
+    s.session_started.emit(info)
+    for n in (1, 2, 3):
+        s.generation_ticks.emit(p.GenerationTick(n))
+    s.session_started.emit(info)
+    s.generation_ticks.emit(p.GenerationTick(1))
+    assert view.billed_s == 4
+    assert "n/a (no rate given)" in text_of(view)
+
+
+def test_sparkline_scales_to_the_busiest_second() -> None:
+    assert sparkline([0, 5, 10]) == "▁▅█"
+    assert sparkline([0, 0]) == "▁▁"
+
+
+def test_plot_draws_billing_and_cost_to_a_png(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    log = BillingLog(rate=Decimal("0.02"), samples=[(0.5, 1), (1.0, 2), (1.5, 3)])
+    out = plot_billing(log, tmp_path / "billing.png")
+    data = out.read_bytes()
+    assert data.startswith(b"\x89PNG") and len(data) > 5000
+
+
+def test_plot_without_matplotlib_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import raises ImportError
+    with pytest.raises(rt.ConfigError, match=re.escape("rxrealtime[plot]")):
+        plot_billing(BillingLog(), tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
