@@ -1,4 +1,4 @@
-"""``rxrealtime demo | serve``: the command line.
+"""``rxrealtime demo | serve | watch``: the command line.
 
 Each subcommand is a small async function; ``main`` only parses arguments and turns a
 :class:`~rxrealtime.RealtimeError` into a one-line message and a non-zero exit code.
@@ -14,17 +14,18 @@ import logging
 import os
 import signal
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import SecretStr
 from rich.console import Console
-from rich.live import Live
-from rich.table import Table
 
 from . import __version__
+from ._watch import WatchSummary, run_watch
+from .dashboards import BillingLog, TerminalDashboard, plot_billing
+from .dashboards.plot import require_matplotlib
 from .exceptions import RealtimeError
 from .media import SyntheticTrack, record
 from .options import API_KEY_ENV
@@ -74,45 +75,46 @@ def _observe(session: Session, report: DemoReport) -> None:
     session.errors.subscribe(lambda e: report.errors.append(f"{type(e).__name__}: {e}"))
 
 
-def _progress_table(session: Session, report: DemoReport, elapsed: float, prompt: str) -> Table:
-    table = Table(title=f"rxrealtime demo · {session.model.name}", show_header=False)
-    table.add_column(style="bold cyan")
-    table.add_column()
-    table.add_row("state", str(session.state))
-    table.add_row("prompt", prompt)
-    table.add_row("elapsed", f"{elapsed:5.1f} s")
-    table.add_row("billed", f"{report.billed_seconds} s ({report.ticks} ticks)")
-    table.add_row("frames received", str(report.frames_received))
-    table.add_row("prompt acks", str(report.prompt_acks))
-    table.add_row("errors", str(len(report.errors)))
-    return table
-
-
 async def run_demo(
-    seconds: float, as_json: bool, record_path: str | None, tick_interval_s: float = 1.0
+    seconds: float,
+    as_json: bool,
+    record_path: str | None,
+    tick_interval_s: float = 1.0,
+    plot_path: str | None = None,
+    rate_per_second: str | None = None,
 ) -> DemoReport:
     """Run a session against the embedded server, change the prompt halfway, report."""
+    if plot_path:
+        require_matplotlib()  # fail before the session, not after it
     console = Console(stderr=as_json)
     report = DemoReport()
     prompts = ("anime", "cyberpunk city")
     async with serve_embedded(tick_interval_s=tick_interval_s) as server:
         session = Session(server.url, api_key=server.api_key, model="mirage_v2")
         _observe(session, report)
+        log = BillingLog.record(session, rate_per_second=rate_per_second) if plot_path else None
+        view = TerminalDashboard(
+            session,
+            rate_per_second=rate_per_second,
+            console=console,
+            transient=as_json,
+            title=f"rxrealtime demo · {session.model.name}",
+            extra_rows=lambda: [("prompt acks", str(report.prompt_acks))],
+        )
         current = prompts[0]
         async with session.connect(local_track=SyntheticTrack(), prompt=current):
             recording = (
                 record(session.frames, record_path) if record_path else contextlib.nullcontext()
             )
             async with recording:
-                start = time.monotonic()
-                with Live(console=console, refresh_per_second=4, transient=as_json) as live:
-                    while (elapsed := time.monotonic() - start) < seconds:
-                        if current == prompts[0] and elapsed >= seconds / 2:
-                            current = prompts[1]
-                            await session.set_prompt(current)
-                        live.update(_progress_table(session, report, elapsed, current))
-                        await asyncio.sleep(0.25)
-                    live.update(_progress_table(session, report, seconds, current))
+                with view:
+                    await asyncio.sleep(seconds / 2)
+                    current = prompts[1]
+                    await session.set_prompt(current)
+                    await asyncio.sleep(seconds / 2)
+    if log is not None and plot_path is not None:
+        log.stop()
+        plot_billing(log, plot_path, title=f"rxrealtime demo · {session.model.name}")
     return report
 
 
@@ -145,6 +147,32 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _rate(text: str) -> str:
+    try:
+        if Decimal(text) >= 0:
+            return text
+    except InvalidOperation:
+        pass
+    raise argparse.ArgumentTypeError("must be a number >= 0 (price per billed second)")
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be a port number (0 picks a free one)")
+    return value
+
+
+def _print_watch_summary(summary: WatchSummary, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary.as_json()), flush=True)
+        return
+    console = Console()
+    console.print(f"[bold]{summary.describe()}[/]")
+    for error in summary.errors[-5:]:
+        console.print(f"  [red]error[/]: {error}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rxrealtime", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"rxrealtime {__version__}")
@@ -156,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="end with one JSON summary line")
     demo.add_argument("--record", metavar="OUT.mp4", help="record the generated video")
     demo.add_argument("--tick-interval", type=_positive_float, default=1.0)
+    demo.add_argument("--plot", metavar="BILLING.png", help="draw billed seconds and cost")
+    demo.add_argument("--rate", type=_rate, default=None, help="price per billed second")
 
     serve = sub.add_parser("serve", help="run the reference server")
     serve.add_argument("--host", default="127.0.0.1")
@@ -163,6 +193,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key", default=None, help=f"default: ${API_KEY_ENV}")
     serve.add_argument("--tick-interval", type=_positive_float, default=1.0)
     serve.add_argument("--credits-s", type=int, default=None)
+
+    watch = sub.add_parser("watch", help="watch a session on any server: live view, metrics")
+    watch.add_argument("url", help="service base URL (ws://, wss://, http(s)://)")
+    watch.add_argument("--model", required=True)
+    watch.add_argument("--api-key", default=None, help=f"default: ${API_KEY_ENV}")
+    watch.add_argument("--video", metavar="FILE", help="send this file (default: synthetic)")
+    watch.add_argument("--metrics-port", type=_port, default=None, help="serve /metrics here")
+    watch.add_argument("--prompt", default=None, help="initial prompt")
+    watch.add_argument("--rate", type=_rate, default=None, help="price per billed second")
+    watch.add_argument("--seconds", type=_positive_float, default=None, help="stop after N s")
+    watch.add_argument("--plot", metavar="BILLING.png", help="draw billed seconds and cost")
+    watch.add_argument("--json", action="store_true", help="end with one JSON summary line")
     return parser
 
 
@@ -172,7 +214,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "demo":
-            report = asyncio.run(run_demo(args.seconds, args.json, args.record, args.tick_interval))
+            report = asyncio.run(
+                run_demo(
+                    args.seconds,
+                    args.json,
+                    args.record,
+                    args.tick_interval,
+                    plot_path=args.plot,
+                    rate_per_second=args.rate,
+                )
+            )
             if args.json:
                 print(json.dumps(report.as_json()))
             else:
@@ -194,6 +245,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 credits_s=args.credits_s,
             )
             asyncio.run(run_serve(settings))
+            return 0
+        if args.command == "watch":
+            summary = asyncio.run(
+                run_watch(
+                    args.url,
+                    args.model,
+                    api_key=args.api_key,
+                    video=args.video,
+                    metrics_port=args.metrics_port,
+                    rate_per_second=args.rate,
+                    prompt=args.prompt,
+                    seconds=args.seconds,
+                    plot=args.plot,
+                    json_mode=args.json,
+                )
+            )
+            _print_watch_summary(summary, args.json)
             return 0
     except RealtimeError as exc:
         print(f"rxrealtime {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)

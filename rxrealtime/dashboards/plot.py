@@ -21,7 +21,7 @@ from ..operators._clock import BillingClock
 from ..operators._money import Rate, resolve_rate
 from ..session import Session, SessionInfo
 
-__all__ = ["BillingLog", "plot_billing"]
+__all__ = ["BillingLog", "plot_billing", "require_matplotlib"]
 
 
 @dataclass
@@ -72,6 +72,11 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def require_matplotlib() -> None:
+    """Fail early, before a session bills anything, when a plot was asked for."""
+    _pyplot()
 
 
 def plot_billing(log: BillingLog, path: str | Path, title: str = "rxrealtime billing") -> Path:
