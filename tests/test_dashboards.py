@@ -151,3 +151,22 @@ def test_plot_without_matplotlib_says_how_to_install_it(
     with pytest.raises(rt.ConfigError, match=re.escape("rxrealtime[plot]")):
         plot_billing(BillingLog(), tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_grafana_dashboard_only_queries_metrics_the_exporter_exports() -> None:
+    import json
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "grafana_dashboard.json"
+    dashboard = json.loads(path.read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    used = set(re.findall(r"\brxrealtime_[a-z_]+", " ".join(exprs)))
+    exporter = PrometheusExporter()
+    session = rt.Session("ws://127.0.0.1:9", api_key="k")
+    exporter.watch(session, key="s")
+    session.generation_ticks.emit(p.GenerationTick(1))
+    session.errors.emit(rt.ServerError("x"))
+    exporter.observe_prompt_ack("mirage_v2", 0.01)
+    families = text_string_to_metric_families(exporter.render().decode())
+    exported = {s.name for family in families for s in family.samples}
+    assert used and used <= exported, used - exported
+    assert len({panel["id"] for panel in dashboard["panels"]}) == len(dashboard["panels"])
