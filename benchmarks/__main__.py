@@ -1,0 +1,7 @@
+"""``python -m benchmarks [decode|dispatch|e2e|scale] [--json] [--quick]``."""
+
+from __future__ import annotations
+
+from rxrealtime.bench import main
+
+raise SystemExit(main())

@@ -1,0 +1,163 @@
+"""The embedded server in bench mode, in a child process, driven by JSON lines.
+
+The server runs in its own process (``python -m rxrealtime._bench._server``) so the
+measured process holds only the client side, as in production where the server is
+remote, and so that on 2 cores the server and the client each get one. A plain
+subprocess, not ``multiprocessing``: nothing of the caller's ``__main__`` is re-imported,
+so the suite runs the same from a script, ``python -c``, pytest or the CLI.
+
+Commands (one JSON array per line on the child's stdin; one reply per line on stdout):
+
+* ``["wait_sessions", n]`` -> ``["sessions", ids]`` once exactly ``n`` server sessions
+  are open (closed ones gone);
+* ``["flood", n]`` -> ``["flood", first_ns, last_ns]``: ``n`` ``generation_tick``
+  frames to the one open session, written pre-framed to the transport (see
+  :func:`_flood`), each carrying ``time.monotonic_ns()`` at send time in ``seconds``
+  (one clock for both processes);
+* ``["paced", n, interval_s]`` -> ``["paced", first_ns, last_ns]``: frames sent with
+  ``EmbeddedServer.send_raw``, one every ``interval_s``;
+* ``["tick_log"]`` -> ``["tick_log", [[session_id, seconds, sent_ns], ...], cpu_s]``:
+  every billing tick the server sent since the last call, and the server's CPU time;
+* ``["stop"]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from types import TracebackType
+from typing import Any
+
+__all__ = ["ServerProcess"]
+
+
+async def _serve(settings: dict[str, Any]) -> None:
+    from .. import protocol as p
+    from ..server import ServerSession, serve_embedded
+
+    tick_log: list[tuple[str, int, int]] = []
+    original = ServerSession.send
+
+    async def logged_send(self: ServerSession, message: p.ServerMessage) -> Any:
+        # Stamp billing ticks as they leave (every frame to the client goes through
+        # ``send``), to measure tick latency and loss on the client's side.
+        if type(message) is p.GenerationTick:
+            tick_log.append((self.id, message.seconds, time.monotonic_ns()))
+        return await original(self, message)
+
+    ServerSession.send = logged_send  # type: ignore[method-assign,assignment]
+
+    loop = asyncio.get_running_loop()
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+
+    def reply(*values: Any) -> None:
+        sys.stdout.write(json.dumps(values) + "\n")
+        sys.stdout.flush()
+
+    async with serve_embedded(**settings) as server:
+        reply("ready", server.url, server.api_key)
+        while line := await stdin.readline():
+            command, *args = json.loads(line)
+            if command == "stop":
+                break
+            if command == "wait_sessions":
+                while len(server.sessions) != args[0]:
+                    await asyncio.sleep(0.005)
+                reply("sessions", list(server.sessions))
+            elif command == "flood":
+                reply(command, *await _flood(server, args[0]))
+            elif command == "paced":
+                n, interval = args
+                send, clock = server.send_raw, time.monotonic_ns
+                first = clock()
+                for _ in range(n):
+                    await send(f'{{"type":"generation_tick","seconds":{clock()}}}')
+                    await asyncio.sleep(interval)
+                reply(command, first, clock())
+            elif command == "tick_log":
+                reply("tick_log", tick_log, time.process_time())
+                tick_log.clear()
+
+
+async def _flood(server: Any, n: int, chunk: int = 500) -> tuple[int, int]:
+    """Write ``n`` tick frames to the one open session, far faster than any client reads.
+
+    ``send_str`` costs the server about as much per frame as receiving costs the client,
+    so a flood through it measures the server. Bench mode therefore writes pre-framed
+    WebSocket text frames (FIN + text opcode, unmasked, length < 126) straight to the
+    transport, ``chunk`` at a time, each chunk stamped with its send time.
+    """
+    (session,) = server.sessions.values()
+    transport = session.ws._writer.transport
+    clock = time.monotonic_ns
+    first = clock()
+    for start in range(0, n, chunk):
+        payload = f'{{"type":"generation_tick","seconds":{clock()}}}'.encode()
+        transport.write((bytes((0x81, len(payload))) + payload) * min(chunk, n - start))
+        await asyncio.sleep(0)
+    return first, clock()
+
+
+class ServerProcess:
+    """``async with ServerProcess(tick_interval_s=...) as srv``: ``srv.url``, ``srv.call``."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = settings
+        self.url = ""
+        self.api_key = ""
+        self._process: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> ServerProcess:
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            __name__,
+            json.dumps(self.settings),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=64 * 1024 * 1024,
+        )
+        _, self.url, self.api_key = await self.reply(timeout=60)
+        return self
+
+    def send(self, *command: Any) -> None:
+        """Send a command without waiting for its reply (see :meth:`reply`)."""
+        assert self._process is not None and self._process.stdin is not None
+        self._process.stdin.write(json.dumps(command).encode() + b"\n")
+
+    async def reply(self, timeout: float = 120) -> list[Any]:
+        assert self._process is not None and self._process.stdout is not None
+        line = await asyncio.wait_for(self._process.stdout.readline(), timeout)
+        if not line:
+            raise RuntimeError("the bench server process exited; see its stderr above")
+        values: list[Any] = json.loads(line)
+        return values
+
+    async def call(self, *command: Any, timeout: float = 120) -> list[Any]:
+        self.send(*command)
+        return await self.reply(timeout)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        process = self._process
+        if process is None:
+            return
+        if process.returncode is None and process.stdin is not None:
+            try:
+                self.send("stop")
+                process.stdin.close()
+                await asyncio.wait_for(process.wait(), 15)
+            except (OSError, asyncio.TimeoutError):
+                process.kill()
+                await process.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve(json.loads(sys.argv[1])))

@@ -1,0 +1,237 @@
+"""e2e: ``generation_tick`` frames over a real loopback WebSocket, socket to subscriber.
+
+The embedded server runs in a child process (:mod:`._server`) and floods frames into the
+signaling socket. Two clients, alternating within each repeat:
+
+* **bare**: an aiohttp ``ws_connect`` and an ``async for`` receive loop that counts and
+  discards frames: the limit of any client built on aiohttp;
+* **ours**: a real :class:`~rxrealtime.Session` whose link is opened socket-only (the
+  session's own ``_open_socket`` and ``_read_loop``, no peer connection), so every frame
+  takes the production path read loop -> decode -> ``_dispatch`` -> ``generation_ticks``
+  -> a subscriber. The peer connection is left out because its video would compete for
+  the CPU and blur the figure; the scale suite measures full sessions.
+
+Throughput: ``n`` frames sent back to back; frames/s = n / (last frame at the subscriber -
+first frame sent). The client's CPU per frame (process time over the flood) is reported
+too: if the client was not busy all the time, the server's sending was the bottleneck
+and only the CPU figures tell the clients apart. Latency: frames paced 1 ms apart, each
+carrying its send time (``time.monotonic_ns``, one clock for both processes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+
+from .. import protocol as p
+from ..exceptions import SessionClosed
+from ..session import Session, _Link
+from ..transport import build_url
+from ._common import Config, SuiteResult, percentile, ratio_per_repeat, summary
+from ._server import ServerProcess
+
+__all__ = ["run"]
+
+MAX_FRAME = 4 * 1024 * 1024
+
+
+class _Box:
+    """What a receiver counts and records; ``done`` resolves at the ``target``-th frame."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.target = 0
+        self.record: list[tuple[int, Any]] | None = None
+        self.done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def arm(self, target: int, record: bool) -> None:
+        self.n, self.target = 0, target
+        self.record = [] if record else None
+        self.done = asyncio.get_running_loop().create_future()
+
+
+class _Bare:
+    """The limit: aiohttp's receive loop, discarding frames."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.box = _Box()
+
+    async def open(self) -> None:
+        self.http = aiohttp.ClientSession()
+        self.ws = await self.http.ws_connect(self.url, max_msg_size=MAX_FRAME, autoclose=True)
+        self.task = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        box, clock = self.box, time.monotonic_ns
+        async for msg in self.ws:
+            if box.record is not None:
+                box.record.append((clock(), msg.data))
+            box.n += 1
+            if box.n == box.target:
+                box.done.set_result(clock())
+
+    def latencies(self) -> list[float]:
+        assert self.box.record is not None
+        return [(t - int(d[d.rindex(":") + 1 : -1])) / 1e3 for t, d in self.box.record]
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await self.http.close()
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+class _Ours:
+    """A real Session, socket-only link, one subscriber on ``generation_ticks``."""
+
+    def __init__(self, url: str, api_key: str) -> None:
+        self.session = Session(url, api_key=api_key, stats_interval_s=None)
+        self.box = _Box()
+
+    async def open(self) -> None:
+        box, clock = self.box, time.monotonic_ns
+
+        def on_tick(tick: p.GenerationTick) -> None:
+            if box.record is not None:
+                box.record.append((clock(), tick.seconds))
+            box.n += 1
+            if box.n == box.target:
+                box.done.set_result(clock())
+
+        self.session.generation_ticks.subscribe(on_tick)
+        self.link = _Link()
+        self.session._link = self.link
+        await self.session._open_socket(self.link)
+        self.link.spawn(self.session._read_loop(self.link))
+
+    def latencies(self) -> list[float]:
+        assert self.box.record is not None
+        return [(t - sent) / 1e3 for t, sent in self.box.record]
+
+    async def close(self) -> None:
+        await self.session._close_link(self.link, SessionClosed("benchmark done"))
+        self.session._link = None
+        await self.session.disconnect()
+
+
+async def _one(
+    client: _Bare | _Ours, srv: ServerProcess, n: int, paced: int, interval: float
+) -> dict[str, float]:
+    await client.open()
+    try:
+        await srv.call("wait_sessions", 1)
+        box = client.box
+        box.arm(min(n, 2000), record=False)  # warm-up: caches, allocator, branch predictors
+        srv.send("flood", box.target)
+        await asyncio.wait_for(box.done, 60)
+        await srv.reply()
+
+        box.arm(n, record=False)
+        cpu0, wall0 = time.process_time_ns(), time.monotonic_ns()
+        srv.send("flood", n)
+        last = await asyncio.wait_for(box.done, 120)
+        cpu, wall = time.process_time_ns() - cpu0, time.monotonic_ns() - wall0
+        _, first, _ = await srv.reply()
+
+        box.arm(paced, record=True)
+        srv.send("paced", paced, interval)
+        await asyncio.wait_for(box.done, 120)
+        await srv.reply()
+        lat = client.latencies()
+    finally:
+        await client.close()
+    return {
+        "fps": n / ((last - first) / 1e9),
+        "cpu_ns_per_frame": cpu / n,
+        "busy": cpu / wall,
+        "p50_us": percentile(lat, 50),
+        "p99_us": percentile(lat, 99),
+    }
+
+
+async def _run(config: Config, result: SuiteResult) -> None:
+    repeats = config.reps(full=5, quick=2)
+    n, paced = (3000, 100) if config.quick else (30000, 1000)
+    interval = 0.001
+    async with ServerProcess(tick_interval_s=3600.0) as srv:
+        url = build_url(srv.url, "/v1/stream", {"api_key": srv.api_key, "model": "mirage_v2"})
+        runs: dict[str, list[dict[str, float]]] = {"bare": [], "ours": []}
+        for rep in range(repeats):
+            order = ("bare", "ours") if rep % 2 == 0 else ("ours", "bare")
+            for kind in order:
+                client = _Bare(url) if kind == "bare" else _Ours(srv.url, srv.api_key)
+                runs[kind].append(await _one(client, srv, n, paced, interval))
+    labels = {
+        "bare": "bare aiohttp receive loop (limit)",
+        "ours": "Session read loop -> subscriber",
+    }
+    metrics = (
+        ("fps", "frames/s"),
+        ("cpu_ns_per_frame", "client CPU ns/frame"),
+        ("busy", "client CPU / wall"),
+        ("p50_us", "latency p50 us (paced 1 ms)"),
+        ("p99_us", "latency p99 us (paced 1 ms)"),
+    )
+    for kind in ("bare", "ours"):
+        for key, unit in metrics:
+            result.row(f"{labels[kind]}: {key}", unit, summary([r[key] for r in runs[kind]]))
+    fps = ratio_per_repeat([r["fps"] for r in runs["ours"]], [r["fps"] for r in runs["bare"]])
+    cpu = ratio_per_repeat(
+        [r["cpu_ns_per_frame"] for r in runs["bare"]],
+        [r["cpu_ns_per_frame"] for r in runs["ours"]],
+    )
+    result.ratio("throughput ours / bare", fps, "wall-clock frames/s, 1.0 = at the limit")
+    result.ratio(
+        "CPU-bound throughput ours / bare",
+        cpu,
+        "bare CPU per frame / ours: the throughput ratio if the client were the bottleneck",
+    )
+    result.ratio(
+        "latency p99 ours / bare",
+        ratio_per_repeat([r["p99_us"] for r in runs["ours"]], [r["p99_us"] for r in runs["bare"]]),
+        "1.0 = no added latency",
+    )
+    busy = min(r["busy"] for r in runs["bare"] + runs["ours"])
+    note = (
+        f"least busy client ran at {busy:.0%} CPU, so the wall-clock ratio partly reflects "
+        "the server's send rate; the CPU-bound ratio is the stricter figure"
+    )
+    result.target(
+        "e2e throughput >= 0.7x the bare receive loop",
+        fps["median"],
+        ">= 0.7",
+        fps["median"] >= 0.7,
+        note,
+    )
+    result.target(
+        "e2e throughput >= 0.7x (CPU-bound, client CPU per frame)",
+        cpu["median"],
+        ">= 0.7",
+        cpu["median"] >= 0.7,
+    )
+    result.extra["frames_per_flood"] = n
+    result.extra["paced_frames"] = paced
+
+
+def run(config: Config) -> SuiteResult:
+    started = time.perf_counter()
+    result = SuiteResult(
+        suite="e2e",
+        title="e2e: loopback WebSocket, server flood -> subscriber",
+        quick=config.quick,
+        repeats=config.reps(full=5, quick=2),
+        method=(
+            "embedded server in a child process floods generation_tick frames (send time in "
+            "`seconds`) over one loopback WebSocket; per repeat the bare aiohttp loop and a "
+            "socket-only Session (real _read_loop -> decode -> _dispatch -> 1 subscriber) run "
+            "in alternating order: a warm-up flood, a measured flood, then frames paced 1 ms "
+            "apart for latency."
+        ),
+    )
+    asyncio.run(_run(config, result))
+    result.elapsed_s = time.perf_counter() - started
+    return result
