@@ -205,6 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--seconds", type=_positive_float, default=None, help="stop after N s")
     watch.add_argument("--plot", metavar="BILLING.png", help="draw billed seconds and cost")
     watch.add_argument("--json", action="store_true", help="end with one JSON summary line")
+
+    from .bench import add_arguments as add_bench_arguments  # light: suites load on demand
+
+    add_bench_arguments(sub.add_parser("bench", help="run the benchmark suite"))
     return parser
 
 
@@ -212,6 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "bench":
+        from .bench import run_from_args
+
+        return run_from_args(args)
     try:
         if args.command == "demo":
             report = asyncio.run(
