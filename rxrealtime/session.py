@@ -472,7 +472,7 @@ class Session:
     async def _read_loop(self, link: _Link) -> None:
         assert link.ws is not None
         ws = link.ws
-        decode, dispatch, errors = p.decode, self._dispatch, self.errors
+        decode, dispatch, errors = p.decode_unchecked, self._dispatch, self.errors
         text, binary = aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY
         limit = self.options.max_frame_bytes
         try:
@@ -487,9 +487,12 @@ class Session:
                         continue
                     try:
                         frame = decode(msg.data)
-                    except ProtocolError as exc:
-                        errors.emit(exc)
-                        continue
+                    except Exception:  # rare: p.decode turns it into the ProtocolError
+                        try:
+                            frame = p.decode(msg.data)
+                        except ProtocolError as exc:
+                            errors.emit(exc)
+                            continue
                     dispatch(frame)
                 elif msg.type is binary:
                     errors.emit(ProtocolError("binary frame; frames must be JSON text", msg.data))

@@ -6,8 +6,8 @@ Two groups, each with 1 subscriber, 10 subscribers, and one subscriber behind a
 * **emit**: a decoded tick handed to ``HotStream.emit`` (our stream), to
   ``reactivex.subject.Subject.on_next`` and to a bare list of callbacks (the pipeline as
   one hand-fused function: the floor);
-* **frame -> subscriber**: ``protocol.decode`` + ``Session._dispatch`` exactly as the
-  read loop calls them (``messages`` then the per-type stream), against the same routing
+* **frame -> subscriber**: ``protocol.decode_unchecked`` + ``Session._dispatch`` exactly as
+  the read loop calls them (``messages`` then the per-type stream), against the same routing
   with msgspec + ``Subject`` streams, against pydantic (``json.loads`` +
   discriminated union) + callback lists, and against the limit: the single-struct msgspec
   decoder + a callback list.
@@ -127,7 +127,7 @@ def _emit_group(shape: str, frames: list[str]) -> Group:
 
 
 def _path_group(shape: str, frames: list[str]) -> Group:
-    decode = p.decode
+    decode = p.decode_unchecked  # what Session._read_loop calls
     session = Session("ws://127.0.0.1:9", api_key="bench-key", model="mirage_v2")
     dispatch = session._dispatch  # the read loop's own call, stream by stream
 
