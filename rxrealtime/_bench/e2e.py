@@ -154,7 +154,7 @@ async def _one(
 
 
 async def _run(config: Config, result: SuiteResult) -> None:
-    repeats = config.reps(full=5, quick=2)
+    repeats = config.reps(full=11, quick=2)
     n, paced = (3000, 100) if config.quick else (30000, 1000)
     interval = 0.001
     async with ServerProcess(tick_interval_s=3600.0) as srv:
@@ -223,7 +223,7 @@ def run(config: Config) -> SuiteResult:
         suite="e2e",
         title="e2e: loopback WebSocket, server flood -> subscriber",
         quick=config.quick,
-        repeats=config.reps(full=5, quick=2),
+        repeats=config.reps(full=11, quick=2),
         method=(
             "embedded server in a child process floods generation_tick frames (send time in "
             "`seconds`) over one loopback WebSocket; per repeat the bare aiohttp loop and a "
