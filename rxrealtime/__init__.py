@@ -29,7 +29,7 @@ from .fleet import Fleet, FleetTotals, Keyed
 from .models import MODELS, ModelDefinition
 from .options import IceServer, ReconnectPolicy, SessionOptions
 from .server import EmbeddedServer, Faults, ServerSettings, serve_embedded
-from .session import ConnectionState, Session, SessionInfo
+from .session import ConnectionState, Session, SessionInfo, Subscriber
 from .streams import HotStream, StateStream, next_value, values
 
 __all__ = [
@@ -61,6 +61,7 @@ __all__ = [
     "SessionInfo",
     "SessionOptions",
     "StateStream",
+    "Subscriber",
     "SubscriberError",
     "__version__",
     "media",

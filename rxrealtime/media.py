@@ -8,17 +8,20 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.contrib.media import MediaRecorder
 from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
+from av.frame import Frame
+from av.packet import Packet
 from reactivex import Observable
 
 from .exceptions import ConfigError
 
-__all__ = ["FrameStreamTrack", "SyntheticTrack", "record"]
+__all__ = ["BorrowedTrack", "FrameStreamTrack", "SyntheticTrack", "record"]
 
 VIDEO_CLOCK_RATE = 90_000
 VIDEO_TIME_BASE = Fraction(1, VIDEO_CLOCK_RATE)
@@ -73,6 +76,25 @@ class SyntheticTrack(MediaStreamTrack):
         frame.time_base = VIDEO_TIME_BASE
         self._count += 1
         return frame
+
+
+class BorrowedTrack(MediaStreamTrack):
+    """Lends a track to one peer connection without giving it away.
+
+    aiortc stops a sender's track when its peer connection closes; the session hands
+    each peer a ``BorrowedTrack`` instead, so the user's track outlives reconnects and
+    ICE restarts, and nothing keeps reading it once the session is gone.
+    """
+
+    def __init__(self, source: MediaStreamTrack) -> None:
+        super().__init__()
+        self.kind = source.kind
+        self._source = source
+
+    async def recv(self) -> Frame | Packet[Any]:
+        if self.readyState != "live" or self._source.readyState != "live":
+            raise MediaStreamError
+        return await self._source.recv()
 
 
 class FrameStreamTrack(MediaStreamTrack):

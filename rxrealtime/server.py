@@ -169,11 +169,15 @@ class _Peer:
         self.remote_set = False
         self.early_candidates: list[p.IceCandidate] = []
 
-    async def send(self, message: p.ServerMessage) -> None:
+    async def send(self, message: p.ServerMessage) -> bool:
+        """Send one frame; False if the client is gone."""
         if self.ws.closed:
-            return
-        with contextlib.suppress(ConnectionError, RuntimeError):
+            return False
+        try:
             await self.ws.send_str(p.encode(message).decode())
+        except (ConnectionError, RuntimeError):
+            return False
+        return True
 
     async def serve(self) -> None:
         """Read client frames until the socket closes; bad frames are counted, not fatal."""
@@ -278,6 +282,7 @@ class ServerSession(_Peer):
         self._starter: asyncio.Task[None] | None = None
         self._timers: list[asyncio.Task[None]] = []
         self.transport: asyncio.Transport | None = None
+        self.drop_due: float | None = None
         self._started = False
         self._ending = False
 
@@ -372,7 +377,7 @@ class ServerSession(_Peer):
         self._clock = asyncio.ensure_future(self._billing_clock())
         faults = self.server.faults
         if faults.drop_socket_after_s is not None and self.server.take_drop():
-            self._later(faults.drop_socket_after_s, self._drop_socket)
+            self.drop_due = asyncio.get_running_loop().time() + faults.drop_socket_after_s
         if faults.close_peer_after_s is not None and self.server.take_drop():
             self._later(faults.close_peer_after_s, self._close_peer)
         if faults.ice_restart_after_s is not None and not self.server.counters.get("ice_restarts"):
@@ -386,7 +391,11 @@ class ServerSession(_Peer):
 
         self._timers.append(asyncio.ensure_future(run()))
 
-    async def _drop_socket(self) -> None:
+    def drop(self) -> None:
+        """Ask for a dropped network at the next tick (see ``_billing_clock``)."""
+        self.drop_due = 0.0
+
+    def _drop_socket(self) -> None:
         """A dropped network: the TCP connection vanishes, nothing more is sent."""
         self.server.count("socket_drops")
         if self.transport is not None:
@@ -403,6 +412,13 @@ class ServerSession(_Peer):
         await self.send(p.IceRestart(turn_config=turn))
 
     async def _billing_clock(self) -> None:
+        """Bill and announce one tick per interval.
+
+        A second counts as billed only once its tick is written to the client, so the
+        server's total and the client's last tick agree even when the client vanishes.
+        Socket drops happen here, on a tick boundary, so no tick is ever half-sent:
+        a test can then demand that not one tick is lost.
+        """
         settings, faults = self.server.settings, self.server.faults
         loop = asyncio.get_running_loop()
         next_at = loop.time()
@@ -410,16 +426,23 @@ class ServerSession(_Peer):
         while not self.ws.closed:
             next_at += settings.tick_interval_s
             await asyncio.sleep(max(0.0, next_at - loop.time()))
-            self.billed += settings.seconds_per_tick
+            if self.drop_due is not None and loop.time() >= self.drop_due:
+                self._drop_socket()
+                return
             if faults.stall_ticks_after is not None and self.ticks == faults.stall_ticks_after:
                 if not stalled_until:
                     stalled_until = loop.time() + faults.stall_ticks_for_s
                     self.server.count("stalls")
                 if loop.time() < stalled_until:
-                    continue  # billing goes on, nothing is sent
-            self.ticks += 1
-            await self.broadcast(p.GenerationTick(seconds=self.billed))
+                    self.billed += settings.seconds_per_tick  # generation goes on, unannounced
+                    continue
+            tick = p.GenerationTick(seconds=self.billed + settings.seconds_per_tick)
+            if not await self.send(tick):
+                return  # the client is gone: nothing more is generated or billed
+            self.billed, self.ticks = tick.seconds, self.ticks + 1
             self.server.count("ticks")
+            for viewer in list(self.viewers):
+                await viewer.send(tick)
             if faults.bad_frames and self.ticks % faults.bad_frames_every_n_ticks == 0:
                 for kind in faults.bad_frames:
                     await self._send_raw(faults.bad_frame(kind))
@@ -536,6 +559,10 @@ class EmbeddedServer:
 
     def count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
+
+    def drop_session(self, session_id: str) -> None:
+        """Simulate a network drop of one session at its next tick."""
+        self.sessions[session_id].drop()
 
     def take_drop(self) -> bool:
         """Whether one more session may be hit by a drop fault (``max_drops``)."""

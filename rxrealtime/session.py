@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
@@ -40,6 +40,7 @@ from .exceptions import (
     SubscriberError,
     server_error,
 )
+from .media import BorrowedTrack
 from .models import ModelDefinition, resolve_model
 from .options import SessionOptions, build_options
 from .streams import HotStream, StateStream
@@ -52,7 +53,7 @@ from .transport import (
     redact,
 )
 
-__all__ = ["ConnectionState", "Session", "SessionInfo"]
+__all__ = ["ConnectionState", "Session", "SessionInfo", "Subscriber"]
 
 logger = logging.getLogger(__name__)
 
@@ -165,18 +166,32 @@ class Session:
     ) -> None:
         self.options: SessionOptions = build_options(api_key, **options)
         self.model = resolve_model(model)
-        query = {
-            "api_key": self.options.api_key.get_secret_value(),
-            "model": self.model.name,
-            "user_agent": self.options.user_agent,
-        }
+        query = {"model": self.model.name}
         if self.options.resolution:
             query["resolution"] = self.options.resolution
-        self._url = build_url(url, self.model.url_path, query)
-        self._loopback = is_loopback_host(urlsplit(self._url).hostname)
-        self._init_streams()
+        self._configure(url, self.model.url_path, query)
+
+    @classmethod
+    def subscribe(
+        cls, url: str, token: str, *, api_key: str | None = None, **options: Any
+    ) -> Subscriber:
+        """A view-only session that joins the session named by ``token``.
+
+        The token is checked here, before any network call (:class:`InvalidToken`).
+        """
+        return Subscriber(url, token, api_key=api_key, **options)
 
     # -- construction helpers (shared by subclasses such as view-only subscribers) --
+
+    def _configure(self, base: str, path: str, query: dict[str, str]) -> None:
+        full = {
+            **query,
+            "api_key": self.options.api_key.get_secret_value(),
+            "user_agent": self.options.user_agent,
+        }
+        self._url = build_url(base, path, full)
+        self._loopback = is_loopback_host(urlsplit(self._url).hostname)
+        self._init_streams()
 
     def _init_streams(self) -> None:
         report = self._report_subscriber_error
@@ -421,7 +436,7 @@ class Session:
         pc = create_peer_connection([s.as_dict() for s in self.options.ice_servers])
         self._wire_peer(link, pc)
         if self._local_track is not None:
-            pc.addTransceiver(self._local_track, direction="sendrecv")
+            pc.addTransceiver(BorrowedTrack(self._local_track), direction="sendrecv")
         else:
             pc.addTransceiver("video", direction="recvonly")
         offer = await pc.createOffer()
@@ -618,7 +633,7 @@ class Session:
         if old is not None:
             await old.close()
         if self._local_track is not None:
-            pc.addTransceiver(self._local_track, direction="sendrecv")
+            pc.addTransceiver(BorrowedTrack(self._local_track), direction="sendrecv")
         else:
             pc.addTransceiver("video", direction="recvonly")
         offer = await pc.createOffer()
@@ -826,6 +841,56 @@ class Session:
 
     def _redact(self, text: str) -> str:
         return redact(text, self.options.api_key.get_secret_value())
+
+
+class Subscriber(Session):
+    """A view-only session: receives another session's generated video and events.
+
+    It sends no video, prompt or image; those calls raise :class:`ConfigError`.
+    ``target`` is what the subscribe token names.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        api_key: str | None = None,
+        model: str | ModelDefinition = "mirage_v2",
+        **options: Any,
+    ) -> None:
+        self.target = p.parse_subscribe_token(token)
+        self.options = build_options(api_key, **options)
+        self.model = resolve_model(model)
+        path = "/subscribe/" + quote(self.target.sid, safe="")
+        self._configure(url, path, {"IP": self.target.ip, "port": str(self.target.port)})
+
+    def __repr__(self) -> str:
+        return f"<Subscriber {self.url} session={self.target.sid!r} state={self.state}>"
+
+    def connect(
+        self,
+        local_track: MediaStreamTrack | None = None,
+        prompt: str | None = None,
+        image: ImageInput | None = None,
+        *,
+        enhance_prompt: bool = True,
+    ) -> _ConnectCall:
+        if local_track is not None or prompt is not None or image is not None:
+            raise ConfigError("a view-only subscriber cannot send video, prompts or images")
+        return super().connect()
+
+    async def set_prompt(self, prompt: str, *, enhance_prompt: bool = True) -> p.PromptAck:
+        raise ConfigError("a view-only subscriber cannot change the prompt")
+
+    async def set_image(
+        self,
+        image: ImageInput | None,
+        *,
+        prompt: str | None = None,
+        enhance_prompt: bool | None = None,
+    ) -> p.SetImageAck:
+        raise ConfigError("a view-only subscriber cannot change the image")
 
 
 def _retryable(error: BaseException | None) -> bool:
