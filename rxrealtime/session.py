@@ -89,6 +89,7 @@ class _Link:
         self.ws: aiohttp.ClientWebSocketResponse[bool] | None = None
         self.pc: RTCPeerConnection | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.reader: asyncio.Task[None] | None = None
         self.answered: asyncio.Future[None] = loop.create_future()
         self.peer_up: asyncio.Future[None] = loop.create_future()
         self.failed: asyncio.Future[None] = loop.create_future()
@@ -332,7 +333,7 @@ class Session:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._recovery
         if self._link is not None:
-            await self._close_link(self._link, SessionClosed("session disconnected"))
+            await self._close_link(self._link, SessionClosed("session disconnected"), drain_s=1.0)
             self._link = None
         self._set_state(ConnectionState.DISCONNECTED)
         for stream in self._all_streams():
@@ -391,7 +392,7 @@ class Session:
         self._link = link
         try:
             await self._open_socket(link)
-            link.spawn(self._read_loop(link))
+            link.reader = link.spawn(self._read_loop(link))
             if self._image is not None:
                 await self._request_image(link, self._image, None, None)
             if self._prompt is not None:
@@ -762,22 +763,40 @@ class Session:
             logger.info("connection attempt %s failed: %s", attempt, error)
         raise error
 
-    async def _close_link(self, link: _Link, reason: RealtimeError) -> None:
+    async def _close_link(
+        self, link: _Link, reason: RealtimeError, *, drain_s: float = 0.0
+    ) -> None:
+        """Tear a link down; with ``drain_s``, first finish the WebSocket closing handshake.
+
+        Draining matters for billing: a tick the server sent before it saw our close
+        frame is billed, so the read loop must still see it. aiohttp's ``close()``
+        discards frames that arrive while closing, so the close frame is sent through
+        its writer and the read loop reads on until the server's close arrives.
+        """
         if link.closed:
             return
         link.closed = True
         link.fail(reason)
+        ws, reader = link.ws, link.reader
+        if drain_s and ws is not None and not ws.closed and reader is not None:
+            writer = getattr(ws, "_writer", None)  # aiohttp has no public "send close only"
+            with contextlib.suppress(Exception):
+                if writer is not None:
+                    await writer.close(aiohttp.WSCloseCode.OK, b"")
+                    await asyncio.wait_for(asyncio.shield(reader), drain_s)
         current = asyncio.current_task()
         tasks = [t for t in link.tasks if t is not current]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if link.pc is not None:
-            await link.pc.close()
-        if link.ws is not None:
-            await link.ws.close()
-        if link.http is not None:
-            await link.http.close()
+        # Bounded: a wedged peer or socket must not make disconnect() hang.
+        for closing in (link.pc, link.ws, link.http):
+            if closing is None:
+                continue
+            try:
+                await asyncio.wait_for(closing.close(), 5.0)
+            except (asyncio.TimeoutError, Exception) as exc:
+                logger.warning("closing %s failed: %r", type(closing).__name__, exc)
 
     # -- small helpers ---------------------------------------------------------------
 
