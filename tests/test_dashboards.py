@@ -78,9 +78,12 @@ async def test_prometheus_exporters_have_separate_registries() -> None:
     a.watch(session, key="cam")
     session.session_started.emit(rt.SessionInfo(sid="sid-1", ip="127.0.0.1", port=1))
     session.generation_ticks.emit(p.GenerationTick(7))
-    assert samples(a.render().decode())[
-        ("rxrealtime_billed_seconds_total", (("model", "mirage_v2"), ("session", "cam")))
-    ] == 7.0
+    assert (
+        samples(a.render().decode())[
+            ("rxrealtime_billed_seconds_total", (("model", "mirage_v2"), ("session", "cam")))
+        ]
+        == 7.0
+    )
     assert "rxrealtime_billed_seconds_total{" not in b.render().decode()
     assert "secret-key-123" not in a.render().decode()
     await a.stop()

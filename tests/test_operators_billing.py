@@ -28,7 +28,10 @@ def run(operator, *records, resets=()):  # type: ignore[no-untyped-def]
 
 def test_billed_seconds_is_the_running_total_of_one_server_session() -> None:
     assert run(
-        rto.billed_seconds, on_next(210, T(1)), on_next(220, T(2)), on_next(230, T(3)),
+        rto.billed_seconds,
+        on_next(210, T(1)),
+        on_next(220, T(2)),
+        on_next(230, T(3)),
         on_completed(240),
     ) == [on_next(210, 1), on_next(220, 2), on_next(230, 3), on_completed(240)]
 
@@ -42,20 +45,29 @@ def test_billed_seconds_ignores_ticks_before_subscription() -> None:
 def test_billed_seconds_adds_the_previous_session_after_a_reconnect() -> None:
     assert run(
         rto.billed_seconds,
-        on_next(210, T(1)), on_next(220, T(2)), on_next(230, T(3)),
-        on_next(300, T(1)), on_next(310, T(2)),  # new server session restarts at 1
+        on_next(210, T(1)),
+        on_next(220, T(2)),
+        on_next(230, T(3)),
+        on_next(300, T(1)),
+        on_next(310, T(2)),  # new server session restarts at 1
     ) == [on_next(210, 1), on_next(220, 2), on_next(230, 3), on_next(300, 4), on_next(310, 5)]
 
 
 def test_billed_seconds_handles_a_reconnect_that_restarts_at_zero() -> None:
     assert run(
-        rto.billed_seconds, on_next(210, T(5)), on_next(300, T(0)), on_next(310, T(2)),
+        rto.billed_seconds,
+        on_next(210, T(5)),
+        on_next(300, T(0)),
+        on_next(310, T(2)),
     ) == [on_next(210, 5), on_next(300, 5), on_next(310, 7)]
 
 
 def test_billed_seconds_duplicates_add_nothing() -> None:
     assert run(
-        rto.billed_seconds, on_next(210, T(2)), on_next(211, T(2)), on_next(212, T(2)),
+        rto.billed_seconds,
+        on_next(210, T(2)),
+        on_next(211, T(2)),
+        on_next(212, T(2)),
         on_next(220, T(3)),
     ) == [on_next(210, 2), on_next(211, 2), on_next(212, 2), on_next(220, 3)]
 
@@ -63,7 +75,10 @@ def test_billed_seconds_duplicates_add_nothing() -> None:
 def test_billed_seconds_without_resets_counts_an_out_of_order_tick_as_a_reconnect() -> None:
     # documented: a drop is the only reconnect evidence without `resets`
     assert run(
-        rto.billed_seconds, on_next(210, T(1)), on_next(220, T(3)), on_next(221, T(2)),
+        rto.billed_seconds,
+        on_next(210, T(1)),
+        on_next(220, T(3)),
+        on_next(221, T(2)),
         on_next(230, T(4)),
     ) == [on_next(210, 1), on_next(220, 3), on_next(221, 5), on_next(230, 7)]
 
@@ -71,7 +86,10 @@ def test_billed_seconds_without_resets_counts_an_out_of_order_tick_as_a_reconnec
 def test_billed_seconds_with_resets_ignores_an_out_of_order_tick() -> None:
     assert run(
         rto.billed_seconds,
-        on_next(210, T(1)), on_next(220, T(3)), on_next(221, T(2)), on_next(230, T(4)),
+        on_next(210, T(1)),
+        on_next(220, T(3)),
+        on_next(221, T(2)),
+        on_next(230, T(4)),
         resets=(on_next(205, "session-a"),),
     ) == [on_next(210, 1), on_next(220, 3), on_next(221, 3), on_next(230, 4)]
 
@@ -80,7 +98,9 @@ def test_billed_seconds_with_resets_counts_a_new_session_even_without_a_drop() -
     # old session ended at 1 s; the new one's first tick is also 1: a drop cannot see it
     messages = run(
         rto.billed_seconds,
-        on_next(210, T(1)), on_next(300, T(1)), on_next(310, T(2)),
+        on_next(210, T(1)),
+        on_next(300, T(1)),
+        on_next(310, T(2)),
         resets=(on_next(205, "a"), on_next(290, "b"), on_next(291, "b-again")),
     )
     assert messages == [on_next(210, 1), on_next(300, 2), on_next(310, 3)]
@@ -108,11 +128,18 @@ def test_billed_seconds_rejects_values_without_seconds() -> None:
 def test_tick_deltas_are_seconds_since_the_previous_tick() -> None:
     assert run(
         rto.tick_deltas,
-        on_next(210, T(1)), on_next(220, T(3)), on_next(221, T(3)),  # duplicate: 0
+        on_next(210, T(1)),
+        on_next(220, T(3)),
+        on_next(221, T(3)),  # duplicate: 0
         on_next(300, T(1)),  # reconnect: whole first value
-        on_next(310, T(2)), on_completed(400),
+        on_next(310, T(2)),
+        on_completed(400),
     ) == [
-        on_next(210, 1), on_next(220, 2), on_next(221, 0), on_next(300, 1), on_next(310, 1),
+        on_next(210, 1),
+        on_next(220, 2),
+        on_next(221, 0),
+        on_next(300, 1),
+        on_next(310, 1),
         on_completed(400),
     ]
 
@@ -120,7 +147,10 @@ def test_tick_deltas_are_seconds_since_the_previous_tick() -> None:
 def test_tick_deltas_with_resets_bill_zero_for_a_late_tick() -> None:
     assert run(
         rto.tick_deltas,
-        on_next(210, T(2)), on_next(220, T(4)), on_next(221, T(3)), on_next(300, T(1)),
+        on_next(210, T(2)),
+        on_next(220, T(4)),
+        on_next(221, T(3)),
+        on_next(300, T(1)),
         resets=(on_next(250, "new"),),
     ) == [on_next(210, 2), on_next(220, 2), on_next(221, 0), on_next(300, 1)]
 
@@ -137,7 +167,9 @@ def test_cost_is_exact_decimal_money() -> None:
     source = scheduler.create_hot_observable(on_next(210, 1), on_next(220, 3), on_completed(230))
     result = scheduler.start(lambda: source.pipe(rto.cost(0.1)))
     assert result.messages == [
-        on_next(210, Decimal("0.1")), on_next(220, Decimal("0.3")), on_completed(230)
+        on_next(210, Decimal("0.1")),
+        on_next(220, Decimal("0.3")),
+        on_completed(230),
     ]
 
 

@@ -38,7 +38,10 @@ def test_budget_alert_fires_once_per_threshold_in_order() -> None:
 def test_budget_alert_never_fires_twice_for_duplicates_or_a_drop() -> None:
     messages = alerts(
         rto.budget_alert(limit_s=10, warn_at=(0.5,)),
-        on_next(210, 5), on_next(211, 5), on_next(220, 2), on_next(230, 6),
+        on_next(210, 5),
+        on_next(211, 5),
+        on_next(220, 2),
+        on_next(230, 6),
     )
     assert messages == [on_next(210, BudgetAlert(threshold=0.5, billed_s=5, limit_s=10))]
 
@@ -52,7 +55,8 @@ def test_budget_alert_on_cost_is_exact_with_decimal() -> None:
     # 0.1 * 3 reaches 0.3 exactly (with floats, 0.1 * 3 > 0.3 and 0.1 * 2 ...)
     messages = alerts(
         rto.budget_alert(limit_cost="0.3", warn_at=(1.0,), rate_per_second=0.1),
-        on_next(210, 2), on_next(220, 3),
+        on_next(210, 2),
+        on_next(220, 3),
     )
     assert messages == [
         on_next(
@@ -65,7 +69,8 @@ def test_budget_alert_on_cost_is_exact_with_decimal() -> None:
 def test_budget_alert_with_both_limits_fires_on_whichever_comes_first() -> None:
     messages = alerts(
         rto.budget_alert(limit_s=100, limit_cost=1, warn_at=(0.5,), rate_per_second="0.1"),
-        on_next(210, 4), on_next(220, 5),
+        on_next(210, 4),
+        on_next(220, 5),
     )
     assert messages == [
         on_next(
@@ -80,7 +85,8 @@ def test_budget_alert_with_both_limits_fires_on_whichever_comes_first() -> None:
 def test_budget_alert_end_to_end_after_billed_seconds_across_a_reconnect() -> None:
     scheduler = TestScheduler()
     ticks = scheduler.create_hot_observable(
-        on_next(210, rt.protocol.GenerationTick(3)), on_next(220, rt.protocol.GenerationTick(1)),
+        on_next(210, rt.protocol.GenerationTick(3)),
+        on_next(220, rt.protocol.GenerationTick(1)),
         on_next(230, rt.protocol.GenerationTick(2)),
     )
     result = scheduler.start(
@@ -139,9 +145,7 @@ async def test_budget_guard_on_cost_reports_the_cost() -> None:
     guard = rto.budget_guard(session, limit_cost="2", prices={"mirage": "0.1"}, model="mirage")
     result = scheduler.start(lambda: source.pipe(guard))
     assert result.messages == [
-        on_next(
-            220, BudgetExceeded(billed_s=21, cost=Decimal("2.1"), limit_cost=Decimal("2"))
-        ),
+        on_next(220, BudgetExceeded(billed_s=21, cost=Decimal("2.1"), limit_cost=Decimal("2"))),
         on_completed(220),
     ]
     await asyncio.sleep(0)

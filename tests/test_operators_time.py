@@ -88,7 +88,10 @@ def test_billing_rate_ignores_a_lower_total() -> None:
     totals = scheduler.create_hot_observable(on_next(210, 5), on_next(211, 4), on_next(212, 6))
     result = scheduler.start(lambda: totals.pipe(rto.billing_rate(60)))
     assert result.messages == [
-        on_next(210, 0.0), on_next(211, 0.0), on_next(212, 1.0), on_next(272, 0.0)
+        on_next(210, 0.0),
+        on_next(211, 0.0),
+        on_next(212, 1.0),
+        on_next(272, 0.0),
     ]
 
 
@@ -99,7 +102,10 @@ def test_billing_rate_after_billed_seconds_counts_reconnects() -> None:
     )
     result = scheduler.start(lambda: ticks.pipe(rto.billed_seconds(), rto.billing_rate(30)))
     assert result.messages == [
-        on_next(201, 0.0), on_next(202, 2.0), on_next(203, 4.0), on_completed(204)
+        on_next(201, 0.0),
+        on_next(202, 2.0),
+        on_next(203, 4.0),
+        on_completed(204),
     ]
 
 

@@ -35,9 +35,10 @@ def env_with_key(key: str) -> dict[str, str]:
 async def metric(port: int, name: str) -> float:
     """Sum of a metric's samples on the real /metrics endpoint (0 until it exists)."""
     try:
-        async with aiohttp.ClientSession() as http, http.get(
-            f"http://127.0.0.1:{port}/metrics"
-        ) as response:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}/metrics") as response,
+        ):
             text = await response.text()
     except aiohttp.ClientError:
         return 0.0
