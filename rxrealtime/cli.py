@@ -17,9 +17,9 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from rich.console import Console
 
 from . import __version__
@@ -29,7 +29,7 @@ from .dashboards.plot import require_matplotlib
 from .exceptions import RealtimeError
 from .media import SyntheticTrack, record
 from .options import API_KEY_ENV
-from .server import ServerSettings, serve_embedded
+from .server import BadFrame, Faults, ServerSettings, serve_embedded
 from .session import Session
 
 __all__ = ["main"]
@@ -173,6 +173,37 @@ def _print_watch_summary(summary: WatchSummary, as_json: bool) -> None:
         console.print(f"  [red]error[/]: {error}")
 
 
+def _add_fault_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per :class:`Faults` switch (``--drop-socket-after-s 5``, ``--reject-auth``)."""
+    group = parser.add_argument_group("fault injection (for tests of clients)")
+    for name, info in Faults.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        doc = (info.description or "").split(".")[0]
+        if info.annotation is bool:
+            group.add_argument(
+                flag, dest=f"fault_{name}", action="store_true", default=None, help=doc
+            )
+        elif name == "bad_frames":
+            group.add_argument(
+                flag, dest=f"fault_{name}", nargs="+", default=None, choices=get_args(BadFrame)
+            )
+        else:
+            group.add_argument(flag, dest=f"fault_{name}", default=None, metavar="X", help=doc)
+
+
+def _faults_from_args(args: argparse.Namespace) -> Faults:
+    given = {
+        name: getattr(args, f"fault_{name}")
+        for name in Faults.model_fields
+        if getattr(args, f"fault_{name}", None) is not None
+    }
+    return Faults.model_validate(given)
+
+
+def _describe(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rxrealtime", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"rxrealtime {__version__}")
@@ -193,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key", default=None, help=f"default: ${API_KEY_ENV}")
     serve.add_argument("--tick-interval", type=_positive_float, default=1.0)
     serve.add_argument("--credits-s", type=int, default=None)
+    serve.add_argument("--max-frame-bytes", type=int, default=None)
+    _add_fault_flags(serve)
 
     watch = sub.add_parser("watch", help="watch a session on any server: live view, metrics")
     watch.add_argument("url", help="service base URL (ws://, wss://, http(s)://)")
@@ -245,13 +278,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not key:
                 print(f"rxrealtime serve: pass --api-key or set {API_KEY_ENV}", file=sys.stderr)
                 return 2
-            settings = ServerSettings(
-                host=args.host,
-                port=args.port,
-                api_key=SecretStr(key),
-                tick_interval_s=args.tick_interval,
-                credits_s=args.credits_s,
-            )
+            try:
+                extra = (
+                    {}
+                    if args.max_frame_bytes is None
+                    else {"max_frame_bytes": args.max_frame_bytes}
+                )
+                settings = ServerSettings(
+                    host=args.host,
+                    port=args.port,
+                    api_key=SecretStr(key),
+                    tick_interval_s=args.tick_interval,
+                    credits_s=args.credits_s,
+                    faults=_faults_from_args(args),
+                    **extra,
+                )
+            except ValidationError as exc:
+                print(f"rxrealtime serve: invalid settings: {_describe(exc)}", file=sys.stderr)
+                return 2
             asyncio.run(run_serve(settings))
             return 0
         if args.command == "watch":

@@ -70,7 +70,9 @@ class Faults(BaseModel):
     matters, so a test can turn a fault on after the session is up.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, use_attribute_docstrings=True
+    )
 
     reject_auth: bool = False
     """Answer every connection with ``error: invalid api key``, whatever the key."""

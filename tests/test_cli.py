@@ -85,3 +85,36 @@ def test_readme_quickstart_example_runs() -> None:
     assert "state: generating" in out.stdout
     assert "billed 1 s" in out.stdout
     assert "error:" not in out.stdout
+
+
+async def test_serve_fault_flags_reach_the_server() -> None:
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "serve", "--port", str(port), "--api-key", "k-123", "--tick-interval", "0.1",
+        "--refuse-first", "1", "--bad-frames", "malformed", "binary",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        await asyncio.wait_for(proc.stdout.readline(), 30)
+        retry = rt.ReconnectPolicy(initial_delay_s=0.05)
+        session = rt.Session(f"ws://127.0.0.1:{port}", api_key="k-123", reconnect=retry)
+        errors: list[rt.RealtimeError] = []
+        session.errors.subscribe(errors.append)
+        async with session.connect(local_track=rt.media.SyntheticTrack(64, 48)):
+            await wait_until(lambda: len(errors) >= 3)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.wait(), 30)
+    assert type(errors[0]) is rt.ServerError and "capacity" in str(errors[0])
+    reasons = {e.reason.split(" ")[0] for e in errors[1:] if isinstance(e, rt.ProtocolError)}
+    assert {"binary", "Input"} <= reasons  # binary frame; "Input data was truncated"
+
+
+def test_serve_rejects_invalid_fault_values() -> None:
+    out = subprocess.run(
+        [*CLI, "serve", "--api-key", "k", "--ack-delay-s", "-3"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert "ack_delay_s" in out.stderr

@@ -8,7 +8,7 @@ import random
 import time
 
 from conftest import wait_until
-from test_reliability import Billing, small_track
+from test_reliability import Billing
 
 import rxrealtime as rt
 
