@@ -16,7 +16,7 @@ async def main() -> None:
         async with exporter:  # serves on a free loopback port; pass start(port=9464) to fix it
             print("metrics on", exporter.url)
             async with session.connect(prompt="anime"):
-                await exporter.set_prompt(session, "cyberpunk city")  # times the ack
+                await session.set_prompt("cyberpunk city")  # the exporter times the ack
                 await asyncio.sleep(1.5)
                 async with aiohttp.ClientSession() as http, http.get(exporter.url) as response:
                     text = await response.text()

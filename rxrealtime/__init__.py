@@ -29,11 +29,12 @@ from .fleet import Fleet, FleetTotals, Keyed
 from .models import MODELS, ModelDefinition
 from .options import IceServer, ReconnectPolicy, SessionOptions
 from .server import EmbeddedServer, Faults, ServerSettings, serve_embedded
-from .session import ConnectionState, Session, SessionInfo, Subscriber
+from .session import AckLatency, ConnectionState, Session, SessionInfo, Subscriber
 from .streams import HotStream, StateStream, next_value, values
 
 __all__ = [
     "MODELS",
+    "AckLatency",
     "AckTimeout",
     "AuthError",
     "ConfigError",

@@ -14,6 +14,7 @@ import contextlib
 import enum
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import aiohttp
+import msgspec
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from reactivex.scheduler.eventloop import AsyncIOScheduler
@@ -53,7 +55,7 @@ from .transport import (
     redact,
 )
 
-__all__ = ["ConnectionState", "Session", "SessionInfo", "Subscriber"]
+__all__ = ["AckLatency", "ConnectionState", "Session", "SessionInfo", "Subscriber"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +80,13 @@ class SessionInfo(p.SubscribeTarget, frozen=True, gc=False):
     """Identity of a server session, published on ``session_started``."""
 
     subscribe_token: str = ""
+
+
+class AckLatency(msgspec.Struct, frozen=True, gc=False):
+    """Time from sending a prompt (``kind="prompt"``) or image to its acknowledgement."""
+
+    kind: str
+    seconds: float
 
 
 class _Link:
@@ -209,13 +218,15 @@ class Session:
         self.session_started: HotStream[SessionInfo] = HotStream("session_started", report)
         self.prompt_acks: HotStream[p.PromptAck] = HotStream("prompt_acks", report)
         self.image_acks: HotStream[p.SetImageAck] = HotStream("image_acks", report)
+        self.ack_latencies: HotStream[AckLatency] = HotStream("ack_latencies", report)
         self.queue_positions: HotStream[p.QueuePosition] = HotStream("queue_positions", report)
         self.remote_tracks: HotStream[MediaStreamTrack] = HotStream("remote_tracks", report)
         self.frames: HotStream[Any] = HotStream("frames", report)
         self.stats: HotStream[Any] = HotStream("stats", report)
 
         self._link: _Link | None = None
-        self._closed = False
+        self._closed = False  # disconnect() has begun: no new work starts
+        self._torn_down: asyncio.Event | None = None  # set once disconnect() has finished
         self._recovery: asyncio.Task[None] | None = None
         self._info: SessionInfo | None = None
         self._scheduler: AsyncIOScheduler | None = None
@@ -257,7 +268,8 @@ class Session:
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        """True once ``disconnect()`` has finished and every stream has completed."""
+        return self._torn_down is not None and self._torn_down.is_set()
 
     @property
     def session_id(self) -> str | None:
@@ -324,9 +336,14 @@ class Session:
         return ack
 
     async def disconnect(self) -> None:
-        """Close the session for good: tear everything down and complete every stream."""
-        if self._closed:
+        """Close the session for good: tear everything down and complete every stream.
+
+        Safe to call many times and concurrently; every call returns once it is done.
+        """
+        if self._torn_down is not None:
+            await self._torn_down.wait()
             return
+        self._torn_down = asyncio.Event()
         self._closed = True
         if self._recovery is not None:
             self._recovery.cancel()
@@ -340,6 +357,7 @@ class Session:
             if stream is not self.errors:
                 stream.complete()
         self.errors.complete()
+        self._torn_down.set()
 
     close = disconnect
 
@@ -648,9 +666,13 @@ class Session:
         waiter: asyncio.Future[p.PromptAck] = asyncio.get_running_loop().create_future()
         self._prompt_waiters.setdefault(prompt, deque()).append(waiter)
         try:
+            started = time.perf_counter()
             await self._send(link, p.PromptMessage(prompt=prompt, enhance_prompt=enhance_prompt))
             timeout = self.options.prompt_ack_timeout_s
             ack = await self._await_ack(link, waiter, timeout, f"prompt_ack for {prompt[:40]!r}")
+            self.ack_latencies.emit(
+                AckLatency(kind="prompt", seconds=time.perf_counter() - started)
+            )
         finally:
             waiters = self._prompt_waiters.get(prompt)
             if waiters is not None:
@@ -673,9 +695,11 @@ class Session:
             message = p.SetImageMessage(
                 image_data=data, prompt=prompt, enhance_prompt=enhance_prompt
             )
+            started = time.perf_counter()
             await self._send(link, message)
             timeout = self.options.image_ack_timeout_s
             ack = await self._await_ack(link, waiter, timeout, "set_image_ack")
+            self.ack_latencies.emit(AckLatency(kind="image", seconds=time.perf_counter() - started))
         finally:
             with contextlib.suppress(ValueError):
                 self._image_waiters.remove(waiter)

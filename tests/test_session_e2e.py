@@ -304,3 +304,14 @@ async def test_a_plain_aiortc_client_following_the_protocol_is_served(server) ->
     assert received[0] == "prompt_ack"
     assert {"answer", "session_id", "generation_started", "generation_tick"} <= set(received)
     assert server.counters.get("protocol_errors", 0) == 0
+
+
+async def test_ack_latencies_are_published_for_prompts_and_images(make_session) -> None:
+    session = make_session()
+    latencies: list[rt.AckLatency] = []
+    session.ack_latencies.subscribe(latencies.append)
+    async with session.connect(local_track=rt.media.SyntheticTrack(), prompt="a"):
+        await session.set_image(b"img")
+        await session.set_prompt("b")
+    assert [lat.kind for lat in latencies] == ["prompt", "image", "prompt"]
+    assert all(0 < lat.seconds < 5 for lat in latencies)

@@ -9,9 +9,8 @@ session keeps one label set across reconnects.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
 from prometheus_client import (
@@ -28,7 +27,7 @@ from reactivex.disposable import CompositeDisposable
 from .. import protocol as p
 from ..exceptions import RealtimeError
 from ..fleet import Fleet, FleetTotals, Keyed
-from ..session import ConnectionState, Session
+from ..session import AckLatency, ConnectionState, Session
 
 __all__ = ["PrometheusExporter"]
 
@@ -108,18 +107,14 @@ class PrometheusExporter:
 
     def watch(self, session: Session, key: str | None = None) -> str:
         """Export ``session``'s metrics; returns its key (the ``session`` label)."""
+        model = session.model.name
+
+        def on_latency(latency: AckLatency) -> None:
+            if latency.kind == "prompt":
+                self.observe_prompt_ack(model, latency.seconds)
+
+        self._subscriptions.add(session.ack_latencies.subscribe(self._guard(on_latency)))
         return self.fleet.add(session, key)
-
-    async def set_prompt(self, session: Session, prompt: str, **kwargs: Any) -> p.PromptAck:
-        """``session.set_prompt`` that records the ack latency in the histogram.
-
-        Sessions publish acks but not the moment a prompt is sent, so the latency can only
-        be measured around the call.
-        """
-        start = time.perf_counter()
-        ack = await session.set_prompt(prompt, **kwargs)
-        self.observe_prompt_ack(session.model.name, time.perf_counter() - start)
-        return ack
 
     def observe_prompt_ack(self, model: str, seconds: float) -> None:
         self.prompt_ack_latency.labels(model=model).observe(seconds)
