@@ -504,30 +504,36 @@ class Session:
     # -- the hot path: socket -> decode -> streams -------------------------------
 
     async def _read_loop(self, link: _Link) -> None:
+        """The hot path. Everything per frame is bound to a local first; routing is
+        inlined (``_dispatch`` is the same logic as a method) and ``messages`` is skipped
+        while nobody listens, because a function call is a large part of the budget."""
         assert link.ws is not None
         ws = link.ws
-        decode, dispatch, errors = p.decode_unchecked, self._dispatch, self.errors
+        decode, errors, messages = p.decode_unchecked, self.errors, self.messages
+        handler_for = self._handlers.get
         text, binary = aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY
         limit = self.options.max_frame_bytes
         try:
             async for msg in ws:
                 if msg.type is text:
-                    if len(msg.data) > limit:
-                        errors.emit(
-                            ProtocolError(
-                                f"frame of {len(msg.data)} chars exceeds {limit}", msg.data
-                            )
-                        )
+                    data = msg.data
+                    if len(data) > limit:
+                        error = ProtocolError(f"frame of {len(data)} chars exceeds {limit}", data)
+                        errors.emit(error)
                         continue
                     try:
-                        frame = decode(msg.data)
+                        frame = decode(data)
                     except Exception:  # rare: p.decode turns it into the ProtocolError
                         try:
-                            frame = p.decode(msg.data)
+                            frame = p.decode(data)
                         except ProtocolError as exc:
                             errors.emit(exc)
                             continue
-                    dispatch(frame)
+                    if messages._observers:
+                        messages.emit(frame)
+                    handler = handler_for(type(frame))
+                    if handler is not None:
+                        handler(frame)
                 elif msg.type is binary:
                     errors.emit(ProtocolError("binary frame; frames must be JSON text", msg.data))
                 elif msg.type is aiohttp.WSMsgType.ERROR:
@@ -538,7 +544,9 @@ class Session:
                 self._link_lost(link, ConnectionLost(f"signaling socket closed (code {code})"))
 
     def _dispatch(self, frame: p.ServerMessage) -> None:
-        self.messages.emit(frame)
+        """Route one decoded frame (the read loop inlines this)."""
+        if self.messages._observers:
+            self.messages.emit(frame)
         handler = self._handlers.get(type(frame))
         if handler is not None:
             handler(frame)

@@ -38,6 +38,32 @@ def _log_subscriber_error(stream: str, error: Exception) -> None:
     logger.error("subscriber of %s raised", stream, exc_info=error)
 
 
+def _ignore(*_: Any) -> None:
+    pass
+
+
+class _Callbacks(Generic[T]):
+    """An observer made of plain callbacks, with ``on_next`` stored as the user's function.
+
+    ``emit`` then calls the subscriber's function directly: no ``AutoDetachObserver``
+    frame per value, which is most of what a subscriber costs on the hot path.
+    """
+
+    __slots__ = ("_completed", "on_next")
+
+    def __init__(
+        self, on_next: Callable[[T], Any] | None, on_completed: Callable[[], Any] | None
+    ) -> None:
+        self.on_next = on_next or _ignore
+        self._completed = on_completed or _ignore
+
+    def on_error(self, error: Exception) -> None:  # pragma: no cover - streams never fail
+        raise error
+
+    def on_completed(self) -> None:
+        self._completed()
+
+
 class HotStream(Observable[T], Generic[T]):
     """A hot observable fed by :meth:`emit`; see the module docstring for its rules."""
 
@@ -58,6 +84,23 @@ class HotStream(Observable[T], Generic[T]):
     @property
     def subscriber_count(self) -> int:
         return len(self._observers)
+
+    def subscribe(  # type: ignore[override]
+        self,
+        on_next: abc.ObserverBase[T] | Callable[[T], Any] | None = None,
+        on_error: Callable[[Exception], Any] | None = None,
+        on_completed: Callable[[], Any] | None = None,
+        *,
+        scheduler: abc.SchedulerBase | None = None,
+    ) -> abc.DisposableBase:
+        """Subscribe like any ``Observable``; plain callbacks take a faster path.
+
+        ``on_error`` is accepted for compatibility and never called: errors are values on
+        ``session.errors``.
+        """
+        if on_next is not None and callable(getattr(on_next, "on_next", None)):
+            return super().subscribe(on_next, scheduler=scheduler)
+        return self._subscribe_core(_Callbacks(on_next, on_completed), scheduler)  # type: ignore[arg-type]
 
     def _subscribe_core(
         self, observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
