@@ -119,6 +119,8 @@ async def run_demo(
 
 
 def _print_summary(report: DemoReport, console: Console) -> None:
+    if not console.is_terminal:  # rich's Live leaves no newline after its last frame there
+        console.line()
     console.print(
         f"[bold]summary[/]: states {' → '.join(report.state_changes)}; "
         f"{report.ticks} ticks, {report.billed_seconds} s billed, "
