@@ -99,6 +99,7 @@ class _Link:
         self.pc: RTCPeerConnection | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
         self.reader: asyncio.Task[None] | None = None
+        self.teardown: asyncio.Task[None] | None = None
         self.answered: asyncio.Future[None] = loop.create_future()
         self.peer_up: asyncio.Future[None] = loop.create_future()
         self.failed: asyncio.Future[None] = loop.create_future()
@@ -803,17 +804,22 @@ class Session:
     async def _close_link(
         self, link: _Link, reason: RealtimeError, *, drain_s: float = 0.0
     ) -> None:
-        """Tear a link down; with ``drain_s``, first finish the WebSocket closing handshake.
+        """Tear a link down once; callers share one teardown, which their cancellation
+        cannot interrupt (a half-closed link would leak its peer, socket or session)."""
+        if link.teardown is None:
+            link.closed = True  # at once: the read loop and the peer callbacks check it
+            link.fail(reason)
+            link.teardown = asyncio.ensure_future(self._teardown(link, drain_s))
+        await asyncio.shield(link.teardown)
+
+    async def _teardown(self, link: _Link, drain_s: float) -> None:
+        """With ``drain_s``, first finish the WebSocket closing handshake.
 
         Draining matters for billing: a tick the server sent before it saw our close
         frame is billed, so the read loop must still see it. aiohttp's ``close()``
         discards frames that arrive while closing, so the close frame is sent through
         its writer and the read loop reads on until the server's close arrives.
         """
-        if link.closed:
-            return
-        link.closed = True
-        link.fail(reason)
         ws, reader = link.ws, link.reader
         if drain_s and ws is not None and not ws.closed and reader is not None:
             writer = getattr(ws, "_writer", None)  # aiohttp has no public "send close only"
@@ -821,8 +827,7 @@ class Session:
                 if writer is not None:
                     await writer.close(aiohttp.WSCloseCode.OK, b"")
                     await asyncio.wait_for(asyncio.shield(reader), drain_s)
-        current = asyncio.current_task()
-        tasks = [t for t in link.tasks if t is not current]
+        tasks = list(link.tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
