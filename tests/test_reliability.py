@@ -13,6 +13,7 @@ import pytest
 from conftest import Recorder, wait_until
 
 import rxrealtime as rt
+from rxrealtime import operators as rto
 from rxrealtime import protocol as p
 
 S = rt.ConnectionState
@@ -176,9 +177,14 @@ async def test_stalled_ticks_resume_with_the_exact_cumulative_total(fast_server)
     fast_server.faults.stall_ticks_for_s = 0.5
     session = new_session(fast_server)
     rec, billing = Recorder(session), Billing(session)
+    stalls: list[rto.Stall] = []
+    session.generation_ticks.pipe(
+        rto.stall_detector(0.3, states=session.connection_changes, scheduler=session.scheduler)
+    ).subscribe(stalls.append)
     async with session.connect(local_track=small_track()):
         await wait_until(lambda: len(rec["generation_ticks"]) >= 4)
         assert session.state is S.GENERATING
+    assert len(stalls) == 1  # the operator saw the silence, once
     seconds = [t.seconds for t in rec["generation_ticks"]]
     assert seconds[:2] == [1, 2] and seconds[2] >= 6  # the gap is billed, then reported
     assert rec["errors"] == []
