@@ -26,7 +26,7 @@ from . import __version__
 from ._watch import WatchSummary, run_watch
 from .dashboards import BillingLog, TerminalDashboard, plot_billing
 from .dashboards.plot import require_matplotlib
-from .exceptions import RealtimeError
+from .exceptions import ConfigError, RealtimeError
 from .media import SyntheticTrack, record
 from .options import API_KEY_ENV
 from .server import BadFrame, Faults, ServerSettings, serve_embedded
@@ -158,6 +158,26 @@ def _rate(text: str) -> str:
     raise argparse.ArgumentTypeError("must be a number >= 0 (price per billed second)")
 
 
+def _price(text: str) -> tuple[str, str]:
+    model, sep, rate = text.partition("=")
+    if not sep or not model:
+        raise argparse.ArgumentTypeError("expected MODEL=RATE, e.g. mirage_v2=0.01")
+    return model, _rate(rate)
+
+
+def _watch_rate(args: argparse.Namespace) -> str | None:
+    """The price per second for the watched model, from ``--rate`` or ``--price``."""
+    rate: str | None = args.rate
+    if not args.price:
+        return rate
+    if rate is not None:
+        raise ConfigError("give either --rate or --price, not both")
+    prices: dict[str, str] = dict(args.price)
+    if args.model not in prices:
+        raise ConfigError(f"--price has no entry for model {args.model!r}: {sorted(prices)}")
+    return prices[args.model]
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
@@ -237,6 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--metrics-port", type=_port, default=None, help="serve /metrics here")
     watch.add_argument("--prompt", default=None, help="initial prompt")
     watch.add_argument("--rate", type=_rate, default=None, help="price per billed second")
+    watch.add_argument(
+        "--price",
+        type=_price,
+        action="append",
+        default=[],
+        metavar="MODEL=RATE",
+        help="per-model price table (repeatable); the watched model's entry is used",
+    )
     watch.add_argument("--seconds", type=_positive_float, default=None, help="stop after N s")
     watch.add_argument("--plot", metavar="BILLING.png", help="draw billed seconds and cost")
     watch.add_argument("--json", action="store_true", help="end with one JSON summary line")
@@ -308,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     api_key=args.api_key,
                     video=args.video,
                     metrics_port=args.metrics_port,
-                    rate_per_second=args.rate,
+                    rate_per_second=_watch_rate(args),
                     prompt=args.prompt,
                     seconds=args.seconds,
                     plot=args.plot,

@@ -173,3 +173,21 @@ def test_grafana_dashboard_only_queries_metrics_the_exporter_exports() -> None:
     exported = {s.name for family in families for s in family.samples}
     assert used and used <= exported, used - exported
     assert len({panel["id"] for panel in dashboard["panels"]}) == len(dashboard["panels"])
+
+
+def test_terminal_view_shows_a_stall_in_virtual_time() -> None:
+    scheduler = TestScheduler()
+    view = offline_dashboard(scheduler, stall_after_s=2.0)
+    s = view.session
+    scheduler.schedule_absolute(
+        0.1, lambda *_: s.connection_changes.emit(rt.ConnectionState.GENERATING)
+    )
+    scheduler.schedule_absolute(0.5, lambda *_: s.generation_ticks.emit(p.GenerationTick(1)))
+    scheduler.advance_to(2.4)
+    assert view.stalls == 0 and not view.stalled
+    scheduler.advance_to(2.6)  # 2 s after the last tick
+    assert view.stalls == 1 and view.stalled
+    assert "no tick for 2 s" in text_of(view)
+    scheduler.schedule_absolute(3.0, lambda *_: s.generation_ticks.emit(p.GenerationTick(2)))
+    scheduler.advance_to(3.1)
+    assert not view.stalled and "no tick" not in text_of(view)

@@ -141,3 +141,30 @@ async def test_watch_with_a_wrong_key_reports_the_auth_error(server: rt.Embedded
     err = stderr.decode()
     assert proc.returncode == 1
     assert "AuthError" in err and "wrong-key-42" not in err
+
+
+async def test_watch_prices_the_watched_model_from_a_price_table(
+    server: rt.EmbeddedServer,
+) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "watch", server.url, "--model", "mirage_v2", "--seconds", "1.5", "--json",
+        "--price", "mirage=0.5", "--price", "mirage_v2=0.25",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=env_with_key(server.api_key),
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, stderr.decode()
+    summary = json.loads(stdout.decode().strip().splitlines()[-1])
+    assert summary["billed_seconds"] >= 1
+    assert Decimal(summary["cost"]) == Decimal("0.25") * summary["billed_seconds"]
+
+
+async def test_watch_rejects_a_price_table_without_the_model(server: rt.EmbeddedServer) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "watch", server.url, "--model", "mirage_v2", "--price", "mirage=0.5",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=env_with_key(server.api_key),
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1
+    assert "no entry for model 'mirage_v2'" in stderr.decode()

@@ -24,6 +24,7 @@ from rich.table import Table
 
 from .. import protocol as p
 from ..exceptions import RealtimeError
+from ..operators import Stall, stall_detector
 from ..operators._clock import BillingClock
 from ..operators._money import Rate, resolve_rate
 from ..session import ConnectionState, Session, SessionInfo
@@ -72,6 +73,7 @@ class TerminalDashboard:
         transient: bool = False,
         title: str | None = None,
         extra_rows: Callable[[], list[tuple[str, str]]] | None = None,
+        stall_after_s: float | None = 5.0,
     ) -> None:
         self.session = session
         self.rate = resolve_rate(rate_per_second, prices, session.model.name if prices else None)
@@ -89,6 +91,9 @@ class TerminalDashboard:
         self.errors: deque[str] = deque(maxlen=5)
         self.error_count = 0
         self.refreshes = 0
+        self.stall_after_s = stall_after_s
+        self.stalls = 0
+        self.stalled = False
         self._clock = BillingClock(resets_known=True)
         self._tick_times: deque[float] = deque()
         self._live: Live | None = None
@@ -118,6 +123,7 @@ class TerminalDashboard:
             self._clock.reset()
 
         def on_tick(tick: p.GenerationTick) -> None:
+            self.stalled = False
             self.ticks += 1
             self._clock.feed(tick.seconds)
             self._tick_times.append(self._now())
@@ -133,7 +139,18 @@ class TerminalDashboard:
         def on_frame(_: object) -> None:
             self.frames += 1
 
+        def on_stall(_: Stall) -> None:
+            self.stalls += 1
+            self.stalled = True
+
+        watched: list[reactivex.Observable[Any]] = []
+        if self.stall_after_s is not None:
+            detector = stall_detector(
+                self.stall_after_s, states=s.connection_changes, scheduler=self.scheduler
+            )
+            watched.append(s.generation_ticks.pipe(detector, ops.do_action(on_stall)))
         changes: reactivex.Observable[Any] = reactivex.merge(
+            *watched,
             s.connection_changes.pipe(ops.do_action(on_state)),
             s.session_started.pipe(ops.do_action(on_started)),
             s.generation_ticks.pipe(ops.do_action(on_tick)),
@@ -177,6 +194,9 @@ class TerminalDashboard:
         history = self.tick_rate_history()
         table.add_row(f"ticks/s ({self.history_s} s)", sparkline(history) + f" {history[-1]}")
         table.add_row("frames received", str(self.frames))
+        if self.stall_after_s is not None:
+            now = f" [yellow]no tick for {self.stall_after_s:g} s[/]" if self.stalled else ""
+            table.add_row("stalls", f"{self.stalls}{now}")
         for name, value in self.extra_rows() if self.extra_rows else []:
             table.add_row(name, value)
         table.add_row("errors", str(self.error_count))
