@@ -129,6 +129,7 @@ async def run_watch(
             installed.append(sig)
     timer = loop.call_later(seconds, finish, "time limit") if seconds else None
     start = time.monotonic()
+    stopping: asyncio.Future[Any] | None = None
     try:
         if metrics_port is not None:
             await exporter.start(metrics_port)
@@ -145,8 +146,9 @@ async def run_watch(
             connecting.cancel()
             with contextlib.suppress(asyncio.CancelledError, RealtimeError):
                 await connecting
-        stopping.cancel()
     finally:
+        if stopping is not None:
+            stopping.cancel()
         if timer is not None:
             timer.cancel()
         for sig in installed:

@@ -285,6 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_from_args(args)
     try:
         if args.command == "demo":
+            if args.record and not os.path.isdir(os.path.dirname(os.path.abspath(args.record))):
+                print(f"rxrealtime demo: cannot record to {args.record}: no such directory",
+                      file=sys.stderr)  # fmt: skip
+                return 2
             report = asyncio.run(
                 run_demo(
                     args.seconds,
@@ -347,6 +351,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
     except RealtimeError as exc:
         print(f"rxrealtime {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a path that cannot be written, a port that cannot be bound
+        print(f"rxrealtime {args.command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

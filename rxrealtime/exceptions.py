@@ -23,6 +23,8 @@ Messages never contain an API key; URLs in them are redacted.
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "AckTimeout",
     "AuthError",
@@ -50,6 +52,9 @@ PERMANENT_ERROR_MARKERS = (
 )
 
 FRAME_EXCERPT_LIMIT = 200
+
+_SECRET_QUERY = re.compile(r"((?:api_key|token|credential|password)=)[^&\s'\"]+", re.IGNORECASE)
+_SECRET_JSON = re.compile(r'("(?:api_key|credential|password)"\s*:\s*")[^"]*', re.IGNORECASE)
 
 
 class RealtimeError(Exception):
@@ -156,6 +161,11 @@ def server_error(message: str) -> ServerError:
     return AuthError(message) if is_permanent_error(message) else ServerError(message)
 
 
+def redact_secrets(text: str) -> str:
+    """``text`` with secret URL parameters and JSON fields (keys, TURN credentials) as ``***``."""
+    return _SECRET_JSON.sub(r"\1***", _SECRET_QUERY.sub(r"\1***", text))
+
+
 def excerpt(frame: bytes | str | None, limit: int = FRAME_EXCERPT_LIMIT) -> str | None:
     if frame is None:
         return None
@@ -165,4 +175,4 @@ def excerpt(frame: bytes | str | None, limit: int = FRAME_EXCERPT_LIMIT) -> str 
         text = frame[: limit + 1]
     if len(text) > limit:
         text = text[:limit] + "…"
-    return text
+    return redact_secrets(text)

@@ -79,6 +79,8 @@ class SessionOptions(BaseModel):
     max_frame_bytes: int = Field(default=1024 * 1024, ge=1024)
     """Larger server frames are reported as ProtocolError and skipped; 8x larger closes."""
     stats_interval_s: float | None = Field(default=2.0, gt=0)
+    heartbeat_s: float | None = Field(default=15.0, gt=0)
+    """WebSocket ping interval: a half-open connection is noticed (and reconnected)."""
     reconnect: ReconnectPolicy = Field(default_factory=ReconnectPolicy)
 
     @field_validator("api_key")

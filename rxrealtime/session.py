@@ -227,8 +227,9 @@ class Session:
 
         self._link: _Link | None = None
         self._closed = False  # disconnect() has begun: no new work starts
-        self._torn_down: asyncio.Event | None = None  # set once disconnect() has finished
+        self._closing_task: asyncio.Task[None] | None = None  # disconnect()'s one teardown
         self._recovery: asyncio.Task[None] | None = None
+        self._connecting: asyncio.Future[_Link] | None = None
         self._info: SessionInfo | None = None
         self._scheduler: AsyncIOScheduler | None = None
         self._local_track: MediaStreamTrack | None = None
@@ -270,7 +271,7 @@ class Session:
     @property
     def closed(self) -> bool:
         """True once ``disconnect()`` has finished and every stream has completed."""
-        return self._torn_down is not None and self._torn_down.is_set()
+        return self._closing_task is not None and self._closing_task.done()
 
     @property
     def session_id(self) -> str | None:
@@ -339,17 +340,20 @@ class Session:
     async def disconnect(self) -> None:
         """Close the session for good: tear everything down and complete every stream.
 
-        Safe to call many times and concurrently; every call returns once it is done.
+        Safe to call many times and concurrently; every call returns once it is done, and
+        cancelling a caller does not interrupt the teardown.
         """
-        if self._torn_down is not None:
-            await self._torn_down.wait()
-            return
-        self._torn_down = asyncio.Event()
-        self._closed = True
-        if self._recovery is not None:
-            self._recovery.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._recovery
+        if self._closing_task is None:
+            self._closed = True
+            self._closing_task = asyncio.ensure_future(self._close_for_good())
+        await asyncio.shield(self._closing_task)
+
+    async def _close_for_good(self) -> None:
+        for task in (self._connecting, self._recovery):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
         if self._link is not None:
             await self._close_link(self._link, SessionClosed("session disconnected"), drain_s=1.0)
             self._link = None
@@ -358,7 +362,6 @@ class Session:
             if stream is not self.errors:
                 stream.complete()
         self.errors.complete()
-        self._torn_down.set()
 
     close = disconnect
 
@@ -386,17 +389,30 @@ class Session:
         self._image = image_data
         self._set_state(ConnectionState.CONNECTING)
         timeout = self.options.connect_timeout_s
+        waits = [0.0, *self.options.reconnect.delays()]
+        self._connecting = asyncio.ensure_future(
+            asyncio.wait_for(self._open_with_retries(waits, None), timeout)
+        )
         try:
-            waits = [0.0, *self.options.reconnect.delays()]
-            link = await asyncio.wait_for(self._open_with_retries(waits, None), timeout)
+            link = await self._connecting
+        except RealtimeError:  # first: AckTimeout and ConnectTimeout are TimeoutErrors too
+            self._set_state(ConnectionState.DISCONNECTED)
+            raise
         except asyncio.TimeoutError:
             error = ConnectTimeout(f"no connection to {self.url} within {timeout:g} s")
             self.errors.emit(error)
             self._set_state(ConnectionState.DISCONNECTED)
             raise error from None
+        except asyncio.CancelledError:
+            self._set_state(ConnectionState.DISCONNECTED)
+            if self._closed:  # disconnect() cancelled us: say so rather than "cancelled"
+                raise SessionClosed("the session was disconnected while connecting") from None
+            raise
         except BaseException:
             self._set_state(ConnectionState.DISCONNECTED)
             raise
+        finally:
+            self._connecting = None
         self._link_up(link)
         return self
 
@@ -436,6 +452,7 @@ class Session:
                 self._url,
                 max_msg_size=8 * self.options.max_frame_bytes,
                 autoclose=True,
+                heartbeat=self.options.heartbeat_s,
             )
         except aiohttp.WSServerHandshakeError as exc:
             error: RealtimeError = (
@@ -499,7 +516,7 @@ class Session:
     async def _pump_stats(self, link: _Link, pc: RTCPeerConnection, interval: float) -> None:
         while link.pc is pc:
             await asyncio.sleep(interval)
-            if pc.connectionState == "connected":
+            if pc.connectionState == "connected" and self.stats.subscriber_count:
                 self.stats.emit(await pc.getStats())
 
     # -- the hot path: socket -> decode -> streams -------------------------------
@@ -573,6 +590,7 @@ class Session:
             error = ProtocolError(f"unusable SDP answer: {exc}", sdp)
             self.errors.emit(error)
             link.fail(error)
+            self._link_lost(link, error)
             return
         link.remote_set = True
         pending, link.early_candidates = link.early_candidates, []
@@ -634,7 +652,7 @@ class Session:
         self.generation_ended.emit(frame)
 
     def _on_error(self, frame: p.ErrorMessage) -> None:
-        error = server_error(frame.error)
+        error = server_error(self._redact(frame.error))
         self.errors.emit(error)
         link = self._link
         if link is None:
@@ -649,7 +667,13 @@ class Session:
         link = self._link
         if link is None or link.pc is None:
             return
-        link.spawn(self._ice_restart(link, frame.turn_config))
+        link.spawn(self._guarded_ice_restart(link, frame.turn_config))
+
+    async def _guarded_ice_restart(self, link: _Link, turn: p.TurnConfig) -> None:
+        try:
+            await self._ice_restart(link, turn)
+        except Exception as exc:
+            self._link_lost(link, ConnectionLost(f"ICE restart failed: {exc!r}"))
 
     async def _ice_restart(self, link: _Link, turn: p.TurnConfig) -> None:
         """Rebuild the peer connection through the given TURN server and offer again."""
@@ -770,7 +794,10 @@ class Session:
                     self._recovery = None
                     self._link_up(new)
                     return
-            self._set_state(ConnectionState.DISCONNECTED)
+            # Nothing will bring this session back (the server ended it, a permanent
+            # error, or no attempt left): it is closed for good and its streams complete.
+            self._recovery = None
+            await self.disconnect()
         finally:
             if self._recovery is asyncio.current_task():
                 self._recovery = None
@@ -787,17 +814,22 @@ class Session:
         for attempt, wait in enumerate(waits, 1):
             if wait:
                 await asyncio.sleep(wait)
+            if self._closed:
+                raise SessionClosed("the session was disconnected while connecting")
             try:
                 return await asyncio.wait_for(self._open_link(), attempt_timeout)
+            except RealtimeError as exc:  # first: AckTimeout is a TimeoutError too
+                if not _retryable(exc):
+                    raise
+                error = exc
             except asyncio.TimeoutError:
                 error = ConnectTimeout(
                     f"attempt {attempt}: no connection within {attempt_timeout} s"
                 )
                 self.errors.emit(error)
-            except RealtimeError as exc:
-                if not _retryable(exc):
-                    raise
-                error = exc
+            except Exception as exc:  # e.g. aiortc rejecting an SDP: still transient
+                error = ConnectionLost(f"attempt {attempt} failed: {exc!r}")
+                self.errors.emit(error)
             logger.info("connection attempt %s failed: %s", attempt, error)
         raise error
 

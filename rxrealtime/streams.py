@@ -144,6 +144,14 @@ class HotStream(Observable[T], Generic[T]):
     def __aiter__(self) -> AsyncIterator[T]:
         return values(self)
 
+    def __await__(self) -> Any:
+        # reactivex's Observable.__await__ waits for the *last* value, i.e. until the
+        # session closes: almost never what ``await session.generation_ticks`` meant.
+        raise TypeError(
+            f"a hot stream cannot be awaited; use `await stream.next()` for the next value "
+            f"or `async for` to iterate ({self.name!r})"
+        )
+
     async def next(self, timeout: float | None = None) -> T:
         """The next value of the stream (for a state stream: its current value)."""
         return await next_value(self, timeout=timeout)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import ipaddress
-import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -18,7 +17,7 @@ import aioice.ice
 from aiortc import RTCConfiguration, RTCIceCandidate, RTCIceServer, RTCPeerConnection
 from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
 
-from .exceptions import ConfigError
+from .exceptions import ConfigError, redact_secrets
 from .protocol import IceCandidate
 
 __all__ = [
@@ -33,12 +32,10 @@ __all__ = [
     "redact_url",
 ]
 
-_SECRET_QUERY = re.compile(r"((?:api_key|token|credential|password)=)[^&\s'\"]+", re.IGNORECASE)
-
 
 def redact_url(url: str) -> str:
-    """``url`` with the values of secret query parameters replaced by ``***``."""
-    return _SECRET_QUERY.sub(r"\1***", url)
+    """``url`` (or a JSON frame) with secret query parameters or fields replaced by ``***``."""
+    return redact_secrets(url)
 
 
 def redact(text: str, *secrets: str | None) -> str:

@@ -35,6 +35,8 @@ class Recorder:
             "queue_positions",
             "remote_tracks",
             "frames",
+            "ack_latencies",
+            "stats",
         ):
             self._watch(name, getattr(session, name))
 

@@ -118,3 +118,28 @@ def test_serve_rejects_invalid_fault_values() -> None:
     )  # fmt: skip
     assert out.returncode == 2
     assert "ack_delay_s" in out.stderr
+
+
+def test_demo_records_the_generated_video(tmp_path: Path) -> None:
+    import av
+
+    out_file = tmp_path / "out.mp4"
+    out = subprocess.run(
+        [*CLI, "demo", "--seconds", "3", "--json", "--record", str(out_file)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    with av.open(str(out_file)) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    assert 0 < frames <= report["frames_received"]
+
+
+def test_demo_with_an_unwritable_record_path_fails_with_one_line() -> None:
+    out = subprocess.run(
+        [*CLI, "demo", "--seconds", "2", "--record", "/no/such/dir/out.mp4"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr
+    assert "/no/such/dir/out.mp4" in out.stderr

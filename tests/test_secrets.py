@@ -25,6 +25,12 @@ async def test_no_key_in_any_log_line_repr_or_error(caplog: pytest.LogCaptureFix
         async with session.connect(local_track=rt.media.SyntheticTrack(64, 48), prompt="p"):
             await wait_until(lambda: S.RECONNECTING in rec["connection_changes"])
             await wait_until(lambda: session.state is S.GENERATING)
+            # a TURN credential in a frame that fails to decode must not reach `errors`
+            await server.send_raw(
+                '{"type": "ice-restart", "turn_config": {"username": "u", '
+                '"credential": "TURN-SECRET-99", "server_url": 5}}'
+            )
+            await wait_until(lambda: any("ice-restart" in str(e) for e in rec["errors"]))
             viewer = rt.Session.subscribe(server.url, session.subscribe_token or "", api_key=KEY)
             async with viewer.connect():
                 await wait_until(lambda: viewer.state is S.GENERATING)
@@ -45,6 +51,7 @@ async def test_no_key_in_any_log_line_repr_or_error(caplog: pytest.LogCaptureFix
     for text in shown:
         assert KEY not in text
         assert WRONG not in text
+        assert "TURN-SECRET-99" not in text
 
 
 S = rt.ConnectionState

@@ -56,11 +56,12 @@ class Arena:
                 await self.attacker.send_str(frame)
         # a prompt round trip proves the server still serves this very socket
         await self.attacker.send_str('{"type": "prompt", "prompt": "still there?"}')
-        async with asyncio.timeout(10):
-            async for msg in self.attacker:
-                if msg.type is aiohttp.WSMsgType.TEXT and '"still there?"' in msg.data:
-                    return
-        raise AssertionError("attacker socket closed by the server")
+        while True:  # asyncio.timeout needs 3.11; we support 3.10
+            msg = await asyncio.wait_for(self.attacker.receive(), 10)
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                raise AssertionError(f"attacker socket closed by the server: {msg.type}")
+            if '"still there?"' in msg.data:
+                return
 
     async def stop(self) -> None:
         await self.attacker.close()

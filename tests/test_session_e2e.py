@@ -292,14 +292,11 @@ async def test_a_plain_aiortc_client_following_the_protocol_is_served(server) ->
                  "candidate": {"candidate": "candidate:" + candidate_to_sdp(cand),
                                "sdpMLineIndex": 0, "sdpMid": "0"}}
             )  # fmt: skip
-        async with asyncio.timeout(15):
-            async for msg in ws:
-                data = msg.json()
-                received.append(data["type"])
-                if data["type"] == "answer":
-                    await pc.setRemoteDescription(RTCSessionDescription(data["sdp"], "answer"))
-                if received.count("generation_tick") >= 2:
-                    break
+        while received.count("generation_tick") < 2:
+            data = (await asyncio.wait_for(ws.receive(), 15)).json()
+            received.append(data["type"])
+            if data["type"] == "answer":
+                await pc.setRemoteDescription(RTCSessionDescription(data["sdp"], "answer"))
     await pc.close()
     assert received[0] == "prompt_ack"
     assert {"answer", "session_id", "generation_started", "generation_tick"} <= set(received)
@@ -315,3 +312,83 @@ async def test_ack_latencies_are_published_for_prompts_and_images(make_session) 
         await session.set_prompt("b")
     assert [lat.kind for lat in latencies] == ["prompt", "image", "prompt"]
     assert all(0 < lat.seconds < 5 for lat in latencies)
+
+
+def test_protocol_defaults_are_the_production_ones() -> None:
+    options = rt.Session("ws://127.0.0.1:9", api_key="k").options
+    assert options.reconnect.delays() == [1, 2, 4, 8, 10]
+    assert (options.prompt_ack_timeout_s, options.image_ack_timeout_s) == (15, 30)
+    assert options.ice_servers == []
+
+
+async def test_a_hot_stream_cannot_be_awaited_by_mistake(make_session) -> None:
+    session = make_session()
+    with pytest.raises(TypeError, match="next"):
+        await session.generation_ticks
+    await session.disconnect()
+
+
+async def test_queue_positions_are_published(make_session, server) -> None:
+    session = make_session()
+    rec = Recorder(session)
+    async with session.connect(local_track=rt.media.SyntheticTrack()):
+        await server.send_raw('{"type": "queue_position", "position": 3, "queue_size": 7}')
+        await wait_until(lambda: len(rec["queue_positions"]) == 1)
+    assert rec["queue_positions"] == [p.QueuePosition(position=3, queue_size=7)]
+
+
+async def test_webrtc_stats_are_published_while_observed(make_session) -> None:
+    session = make_session(stats_interval_s=0.2)
+    reports: list[Any] = []
+    session.stats.subscribe(reports.append)
+    async with session.connect(local_track=rt.media.SyntheticTrack()):
+        await wait_until(lambda: len(reports) >= 2)
+    kinds = {stat.type for stat in reports[-1].values()}
+    assert {"inbound-rtp", "outbound-rtp"} <= kinds
+
+
+async def test_server_ending_the_session_completes_the_streams() -> None:
+    async with rt.serve_embedded(tick_interval_s=0.1, credits_s=2) as server:
+        session = rt.Session(server.url, api_key=server.api_key)
+        await session.connect(local_track=rt.media.SyntheticTrack())
+        ticks = [t.seconds async for t in session.generation_ticks]  # ends by itself
+        assert ticks == [1, 2]
+        await wait_until(lambda: session.closed)
+
+
+async def test_ack_timeout_during_connect_is_reported_as_such(server) -> None:
+    server.faults.ack_delay_s = 1.0
+    no_retry = rt.ReconnectPolicy(max_attempts=0)
+    session = rt.Session(server.url, api_key=server.api_key, prompt_ack_timeout_s=0.2,
+                         reconnect=no_retry)  # fmt: skip
+    rec = Recorder(session)
+    with pytest.raises(rt.AckTimeout, match="prompt_ack"):
+        await session.connect(prompt="slow")
+    assert [type(e) for e in rec["errors"]] == [rt.AckTimeout]
+    await session.disconnect()
+
+
+async def test_disconnect_while_connect_waits_to_retry_leaves_nothing_running(server) -> None:
+    server.faults.refuse_first = 1
+    slow = rt.ReconnectPolicy(initial_delay_s=1.0)
+    session = rt.Session(server.url, api_key=server.api_key, reconnect=slow)
+    rec = Recorder(session)
+    connecting = asyncio.ensure_future(session.connect(local_track=rt.media.SyntheticTrack()))
+    await wait_until(lambda: len(rec["errors"]) == 1)  # the refusal; now waiting 1 s
+    await session.disconnect()
+    with pytest.raises(rt.SessionClosed):
+        await connecting
+    await asyncio.sleep(1.3)  # past the retry time: no new attempt may happen
+    assert server.counters["connections"] == 1
+    assert session.closed and session.state is S.DISCONNECTED
+
+
+async def test_a_cancelled_disconnect_still_finishes(make_session) -> None:
+    session = make_session()
+    rec = Recorder(session)
+    await session.connect(local_track=rt.media.SyntheticTrack())
+    first = asyncio.ensure_future(session.disconnect())
+    await asyncio.sleep(0)
+    first.cancel()
+    await session.disconnect()
+    assert session.closed and rec.completed == set(rec.values)
