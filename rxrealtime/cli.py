@@ -28,7 +28,7 @@ from .dashboards import BillingLog, TerminalDashboard, plot_billing
 from .dashboards.plot import require_matplotlib
 from .exceptions import ConfigError, RealtimeError
 from .media import SyntheticTrack, record
-from .options import API_KEY_ENV
+from .options import API_KEY_ENV, describe_validation_error
 from .server import BadFrame, Faults, ServerSettings, serve_embedded
 from .session import Session
 
@@ -222,10 +222,6 @@ def _faults_from_args(args: argparse.Namespace) -> Faults:
     return Faults.model_validate(given)
 
 
-def _describe(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rxrealtime", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"rxrealtime {__version__}")
@@ -328,7 +324,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     **extra,
                 )
             except ValidationError as exc:
-                print(f"rxrealtime serve: invalid settings: {_describe(exc)}", file=sys.stderr)
+                print(
+                    f"rxrealtime serve: invalid settings: {describe_validation_error(exc)}",
+                    file=sys.stderr,
+                )
                 return 2
             asyncio.run(run_serve(settings))
             return 0

@@ -99,9 +99,15 @@ def build_options(api_key: str | None, **options: Any) -> SessionOptions:
     try:
         return SessionOptions(api_key=SecretStr(key), **options)
     except ValidationError as exc:
-        # pydantic echoes input values; the key must never appear in the message.
-        lines = [
-            f"{'.'.join(str(p) for p in err['loc']) or 'options'}: {err['msg']}"
-            for err in exc.errors()
-        ]
-        raise ConfigError("invalid session options: " + "; ".join(lines)) from None
+        raise ConfigError(f"invalid session options: {describe_validation_error(exc)}") from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """pydantic's complaints as one line, without the input values.
+
+    pydantic's own message echoes the inputs, and an input may be an API key.
+    """
+    return "; ".join(
+        f"{'.'.join(str(part) for part in err['loc']) or 'options'}: {err['msg']}"
+        for err in exc.errors()
+    )

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from . import protocol as p
 from .exceptions import ConfigError, ProtocolError
 from .media import SyntheticTrack
-from .options import MAX_PROMPT_CHARS
+from .options import MAX_PROMPT_CHARS, describe_validation_error
 from .transport import (
     candidate_from_wire,
     create_peer_connection,
@@ -220,10 +220,13 @@ class _Peer:
     async def on_offer(self, sdp: str) -> None:
         raise NotImplementedError
 
-    async def negotiate(self, sdp: str, attach: Any) -> None:
-        """Answer an offer; ``attach(pc)`` adds tracks once the remote offer is applied."""
+    async def negotiate(self, sdp: str, attach: Any) -> bool:
+        """Answer an offer; ``attach(pc)`` adds tracks once the remote offer is applied.
+
+        False if no answer was sent (a bad offer, or the ``stall_answer`` fault).
+        """
         if self.server.faults.stall_answer:
-            return
+            return False
         if self.pc is not None:
             await self.pc.close()
         pc = create_peer_connection()
@@ -240,7 +243,7 @@ class _Peer:
         except Exception as exc:
             self.server.count("protocol_errors")
             await self.send(p.ErrorMessage(error=f"invalid offer: {exc}"))
-            return
+            return False
         if attach_result is not None:
             attach_result()
         self.remote_set = True
@@ -251,6 +254,7 @@ class _Peer:
         with gather_on_loopback(is_loopback_host(self.server.settings.host)):
             await pc.setLocalDescription(answer)
         await self.send(p.Answer(sdp=pc.localDescription.sdp))
+        return True
 
     async def _add_candidate(self, candidate: p.IceCandidate) -> None:
         assert self.pc is not None
@@ -354,7 +358,8 @@ class ServerSession(_Peer):
 
             return after_remote
 
-        await self.negotiate(sdp, attach)
+        if not await self.negotiate(sdp, attach):
+            return
         await self.send(
             p.SessionIdMessage(
                 session_id=self.id,
@@ -508,7 +513,8 @@ class ViewerSession(_Peer):
 
             return after_remote
 
-        await self.negotiate(sdp, attach)
+        if not await self.negotiate(sdp, attach):
+            return
         await self.send(
             p.SessionIdMessage(
                 session_id=self.target.id,
@@ -534,7 +540,9 @@ class EmbeddedServer:
                 base["api_key"] = settings.api_key
             self.settings = ServerSettings(**{**base, **overrides})
         except ValidationError as exc:
-            raise ConfigError(f"invalid server settings: {_describe(exc)}") from None
+            raise ConfigError(
+                f"invalid server settings: {describe_validation_error(exc)}"
+            ) from None
         self.sessions: dict[str, ServerSession] = {}
         self.billed_by_session: dict[str, int] = {}
         """Final billed seconds of every server session that has ended."""
@@ -675,10 +683,6 @@ class EmbeddedServer:
         finally:
             self._peers.discard(viewer)
         return ws
-
-
-def _describe(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
 
 
 @contextlib.asynccontextmanager

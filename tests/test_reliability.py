@@ -149,6 +149,14 @@ async def test_ice_restart_rebuilds_the_peer_and_offers_again(fast_server) -> No
     rec, billing = Recorder(session), Billing(session)
     async with session.connect(local_track=small_track(), prompt="snow"):
         await wait_until(lambda: len(rec["remote_tracks"]) == 2)
+        # the new peer connection was built with the TURN server the server named
+        assert session._link is not None and session._link.pc is not None
+        ice = session._link.pc.getTransceivers()[0].sender.transport.transport
+        connection = ice.iceGatherer._connection  # aioice: what ICE really uses
+        assert connection.turn_server == ("127.0.0.1", 9)  # from faults.turn_url
+        assert (connection.turn_username, connection.turn_password, connection.turn_transport) == (
+            "rxrealtime", "turn-secret", "tcp",
+        )  # fmt: skip
         frames_after_restart = len(rec["frames"])
         await wait_until(lambda: len(rec["frames"]) >= frames_after_restart + 3)
         assert session.state is S.GENERATING

@@ -94,6 +94,7 @@ class PrometheusExporter:
         )  # fmt: skip
         self._runner: web.AppRunner | None = None
         self._port = 0
+        self._host = "127.0.0.1"
         fl = self.fleet
         self._subscriptions = CompositeDisposable(
             fl.billed_deltas.subscribe(self._guard(self._on_billed)),
@@ -160,7 +161,8 @@ class PrometheusExporter:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._port}/metrics"
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self._port}/metrics"
 
     async def start(self, port: int = 0, host: str = "127.0.0.1") -> PrometheusExporter:
         """Serve ``/metrics`` (loopback by default; ``port=0`` picks a free port)."""
@@ -175,7 +177,7 @@ class PrometheusExporter:
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
-        self._port = self._runner.addresses[0][1]
+        self._port, self._host = self._runner.addresses[0][1], host
         logger.info("metrics on http://%s:%s/metrics", host, self._port)
         return self
 
