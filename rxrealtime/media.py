@@ -71,7 +71,9 @@ class SyntheticTrack(MediaStreamTrack):
         due = self._start + self._count / self.fps
         if due > now:
             await asyncio.sleep(due - now)
-        frame = VideoFrame.from_ndarray(self.pattern(self._count), format="rgb24")
+        # yuv420p, as encoders want it: a shared frame is then never converted twice at once
+        rgb = VideoFrame.from_ndarray(self.pattern(self._count), format="rgb24")
+        frame = rgb.reformat(format="yuv420p")
         frame.pts = int(self._count * VIDEO_CLOCK_RATE / self.fps)
         frame.time_base = VIDEO_TIME_BASE
         self._count += 1

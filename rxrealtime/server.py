@@ -150,9 +150,11 @@ class GeneratedTrack(MediaStreamTrack):
     async def recv(self) -> VideoFrame:
         frame = cast(VideoFrame, await self._source.recv())
         self._session.on_frame()
-        out = VideoFrame.from_ndarray(
-            transform_frame(frame.to_ndarray(format="rgb24"), self._session.tint), format="rgb24"
-        )
+        rgb = transform_frame(frame.to_ndarray(format="rgb24"), self._session.tint)
+        # Hand encoders yuv420p: they would otherwise convert this frame themselves, and
+        # two peers (client + viewers, via MediaRelay) converting one frame at once in
+        # encoder threads crashes libav (aiortc issue #767).
+        out = VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
         out.pts, out.time_base = frame.pts, frame.time_base
         return out
 
