@@ -8,11 +8,20 @@ from reactivex.disposable import CompositeDisposable
 
 from ._clock import BillingClock, seconds_of
 
+Reading = Callable[[BillingClock, int], int]
+"""What to emit after the clock took a tick: (clock, seconds billed by it) -> value."""
 
-def billed_seconds_(
-    resets: Observable[Any] | None = None,
+
+def clocked(
+    resets: Observable[Any] | None, reading: Reading, name: str
 ) -> Callable[[Observable[Any]], Observable[int]]:
-    def billed_seconds(source: Observable[Any]) -> Observable[int]:
+    """An operator feeding ticks to a :class:`BillingClock` and emitting ``reading``.
+
+    Shared by ``billed_seconds`` (the total) and ``tick_deltas`` (the delta): the same
+    clock rules, the same reset wiring.
+    """
+
+    def operator(source: Observable[Any]) -> Observable[int]:
         def subscribe(
             observer: abc.ObserverBase[int], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
@@ -20,11 +29,11 @@ def billed_seconds_(
 
             def on_next(tick: Any) -> None:
                 try:
-                    clock.feed(seconds_of(tick))
+                    delta = clock.feed(seconds_of(tick))
                 except TypeError as exc:
                     observer.on_error(exc)
                     return
-                observer.on_next(clock.total)
+                observer.on_next(reading(clock, delta))
 
             disposables = CompositeDisposable()
             if resets is not None:
@@ -38,4 +47,11 @@ def billed_seconds_(
 
         return Observable(subscribe)
 
-    return billed_seconds
+    operator.__name__ = name
+    return operator
+
+
+def billed_seconds_(
+    resets: Observable[Any] | None = None,
+) -> Callable[[Observable[Any]], Observable[int]]:
+    return clocked(resets, lambda clock, _: clock.total, "billed_seconds")

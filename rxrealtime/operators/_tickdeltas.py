@@ -3,39 +3,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from reactivex import Observable, abc
-from reactivex.disposable import CompositeDisposable
+from reactivex import Observable
 
-from ._clock import BillingClock, seconds_of
+from ._billedseconds import clocked
 
 
 def tick_deltas_(
     resets: Observable[Any] | None = None,
 ) -> Callable[[Observable[Any]], Observable[int]]:
-    def tick_deltas(source: Observable[Any]) -> Observable[int]:
-        def subscribe(
-            observer: abc.ObserverBase[int], scheduler: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            clock = BillingClock(resets_known=resets is not None)
-
-            def on_next(tick: Any) -> None:
-                try:
-                    delta = clock.feed(seconds_of(tick))
-                except TypeError as exc:
-                    observer.on_error(exc)
-                    return
-                observer.on_next(delta)
-
-            disposables = CompositeDisposable()
-            if resets is not None:
-                disposables.add(resets.subscribe(lambda _: clock.reset(), scheduler=scheduler))
-            disposables.add(
-                source.subscribe(
-                    on_next, observer.on_error, observer.on_completed, scheduler=scheduler
-                )
-            )
-            return disposables
-
-        return Observable(subscribe)
-
-    return tick_deltas
+    return clocked(resets, lambda _, delta: delta, "tick_deltas")
