@@ -203,9 +203,7 @@ class _Peer:
                     except Exception:
                         self.server.count("handler_errors")
                         logger.exception("handling %s failed", type(frame).__name__)
-                elif msg.type is WSMsgType.BINARY:
-                    self.server.count("protocol_errors")
-                elif msg.type is WSMsgType.ERROR:
+                elif msg.type in (WSMsgType.BINARY, WSMsgType.ERROR):
                     self.server.count("protocol_errors")
         finally:
             await self.close()
@@ -218,6 +216,11 @@ class _Peer:
                 self.early_candidates.append(frame.candidate)
             else:
                 await self._add_candidate(frame.candidate)
+
+    @property
+    def session_id(self) -> str:
+        """The server session this peer belongs to (sent after each answer)."""
+        raise NotImplementedError
 
     async def on_offer(self, sdp: str) -> None:
         raise NotImplementedError
@@ -256,6 +259,13 @@ class _Peer:
         with gather_on_loopback(is_loopback_host(self.server.settings.host)):
             await pc.setLocalDescription(answer)
         await self.send(p.Answer(sdp=pc.localDescription.sdp))
+        await self.send(
+            p.SessionIdMessage(
+                session_id=self.session_id,
+                server_ip=self.server.settings.host,
+                server_port=self.server.port,
+            )
+        )
         return True
 
     async def _add_candidate(self, candidate: p.IceCandidate) -> None:
@@ -294,11 +304,19 @@ class ServerSession(_Peer):
         self._started = False
         self._ending = False
 
-    async def broadcast(self, message: p.ServerMessage) -> None:
-        """Send an event to the client and to every view-only subscriber."""
-        await self.send(message)
+    @property
+    def session_id(self) -> str:
+        return self.id
+
+    async def broadcast(self, message: p.ServerMessage) -> bool:
+        """Send an event to the client and to every view-only subscriber.
+
+        True if the client itself got it (viewers come and go; they do not count).
+        """
+        delivered = await self.send(message)
         for viewer in list(self.viewers):
             await viewer.send(message)
+        return delivered
 
     async def handle(self, frame: p.ClientMessage) -> None:
         if isinstance(frame, p.PromptMessage):
@@ -362,13 +380,6 @@ class ServerSession(_Peer):
 
         if not await self.negotiate(sdp, attach):
             return
-        await self.send(
-            p.SessionIdMessage(
-                session_id=self.id,
-                server_ip=self.server.settings.host,
-                server_port=self.server.port,
-            )
-        )
 
     def _set_output(self, pc: RTCPeerConnection, source: MediaStreamTrack) -> None:
         if self.output is not None:  # a new offer (ice-restart) replaces the old output
@@ -451,12 +462,10 @@ class ServerSession(_Peer):
                     self.billed += settings.seconds_per_tick  # generation goes on, unannounced
                     continue
             tick = p.GenerationTick(seconds=self.billed + settings.seconds_per_tick)
-            if not await self.send(tick):
+            if not await self.broadcast(tick):
                 return  # the client is gone: nothing more is generated or billed
             self.billed, self.ticks = tick.seconds, self.ticks + 1
             self.server.count("ticks")
-            for viewer in list(self.viewers):
-                await viewer.send(tick)
             if faults.bad_frames and self.ticks % faults.bad_frames_every_n_ticks == 0:
                 for kind in faults.bad_frames:
                     await self._send_raw(faults.bad_frame(kind))
@@ -507,6 +516,10 @@ class ViewerSession(_Peer):
         super().__init__(server, ws)
         self.target = target
 
+    @property
+    def session_id(self) -> str:
+        return self.target.id
+
     async def on_offer(self, sdp: str) -> None:
         def attach(pc: RTCPeerConnection) -> Any:
             def after_remote() -> None:
@@ -517,13 +530,6 @@ class ViewerSession(_Peer):
 
         if not await self.negotiate(sdp, attach):
             return
-        await self.send(
-            p.SessionIdMessage(
-                session_id=self.target.id,
-                server_ip=self.server.settings.host,
-                server_port=self.server.port,
-            )
-        )
         if self.target._started:
             await self.send(p.GenerationStarted())
 

@@ -107,6 +107,7 @@ class _Link:
         self.early_candidates: list[p.IceCandidate] = []
         self.remote_set = False
         self.generation_started = False
+        self.announced = False  # session_started was emitted for this link
         self.ended: p.GenerationEnded | None = None
         self.closed = False
 
@@ -395,21 +396,17 @@ class Session:
         )
         try:
             link = await self._connecting
-        except RealtimeError:  # first: AckTimeout and ConnectTimeout are TimeoutErrors too
+        except BaseException as exc:
             self._set_state(ConnectionState.DISCONNECTED)
-            raise
-        except asyncio.TimeoutError:
-            error = ConnectTimeout(f"no connection to {self.url} within {timeout:g} s")
-            self.errors.emit(error)
-            self._set_state(ConnectionState.DISCONNECTED)
-            raise error from None
-        except asyncio.CancelledError:
-            self._set_state(ConnectionState.DISCONNECTED)
-            if self._closed:  # disconnect() cancelled us: say so rather than "cancelled"
+            if isinstance(exc, RealtimeError):  # first: AckTimeout is a TimeoutError too
+                raise
+            if isinstance(exc, asyncio.TimeoutError):
+                error = ConnectTimeout(f"no connection to {self.url} within {timeout:g} s")
+                self.errors.emit(error)
+                raise error from None
+            if isinstance(exc, asyncio.CancelledError) and self._closed:
+                # disconnect() cancelled us: say so rather than "cancelled"
                 raise SessionClosed("the session was disconnected while connecting") from None
-            raise
-        except BaseException:
-            self._set_state(ConnectionState.DISCONNECTED)
             raise
         finally:
             self._connecting = None
@@ -469,8 +466,10 @@ class Session:
             self.errors.emit(error)
             raise error from None
 
-    async def _offer(self, link: _Link) -> None:
-        pc = create_peer_connection([s.as_dict() for s in self.options.ice_servers])
+    async def _offer(self, link: _Link, extra_ice: Sequence[dict[str, Any]] = ()) -> None:
+        """A new peer connection for ``link``, offered to the server."""
+        ice = [*(s.as_dict() for s in self.options.ice_servers), *extra_ice]
+        pc = create_peer_connection(ice)
         self._wire_peer(link, pc)
         if self._local_track is not None:
             pc.addTransceiver(BorrowedTrack(self._local_track), direction="sendrecv")
@@ -619,7 +618,13 @@ class Session:
         self._info = SessionInfo(
             sid=frame.session_id, ip=frame.server_ip, port=frame.server_port, subscribe_token=token
         )
-        self.session_started.emit(self._info)
+        # One link is one server session. A server repeats session_id after every answer
+        # (an ice-restart re-offers on the same link), but billing operators take
+        # session_started as "ticks restart at 0": announce each link once.
+        link = self._link
+        if link is not None and not link.announced:
+            link.announced = True
+            self.session_started.emit(self._info)
 
     def _on_prompt_ack(self, frame: p.PromptAck) -> None:
         waiters = self._prompt_waiters.get(frame.prompt)
@@ -681,22 +686,12 @@ class Session:
         link.remote_set = False
         link.answered = asyncio.get_running_loop().create_future()
         link.peer_up = asyncio.get_running_loop().create_future()
-        ice = [s.as_dict() for s in self.options.ice_servers]
-        ice.append(
-            {"urls": turn.server_url, "username": turn.username, "credential": turn.credential}
-        )
-        pc = create_peer_connection(ice)
-        self._wire_peer(link, pc)
+        link.pc = None  # first: the old peer's "closed" event must not count as a loss
         if old is not None:
             await old.close()
-        if self._local_track is not None:
-            pc.addTransceiver(BorrowedTrack(self._local_track), direction="sendrecv")
-        else:
-            pc.addTransceiver("video", direction="recvonly")
-        offer = await pc.createOffer()
-        with gather_on_loopback(self._loopback):
-            await pc.setLocalDescription(offer)
-        await self._send(link, p.Offer(sdp=pc.localDescription.sdp))
+        turn_server = {"urls": turn.server_url, "username": turn.username,
+                       "credential": turn.credential}  # fmt: skip
+        await self._offer(link, extra_ice=[turn_server])
 
     # -- requests with acknowledgements --------------------------------------------
 

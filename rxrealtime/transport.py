@@ -33,9 +33,8 @@ __all__ = [
 ]
 
 
-def redact_url(url: str) -> str:
-    """``url`` (or a JSON frame) with secret query parameters or fields replaced by ``***``."""
-    return redact_secrets(url)
+redact_url = redact_secrets
+"""``url`` (or a JSON frame) with secret query parameters or fields replaced by ``***``."""
 
 
 def redact(text: str, *secrets: str | None) -> str:

@@ -163,6 +163,7 @@ async def test_ice_restart_rebuilds_the_peer_and_offers_again(fast_server) -> No
     assert fast_server.counters["ice_restarts"] == 1
     assert rec["errors"] == []
     assert len(billing.order) == 1  # same server session throughout
+    assert len(rec["session_started"]) == 1  # so billed_seconds(resets=...) does not reset
     await wait_until(lambda: len(fast_server.billed_by_session) == 1)
     assert billing.lost(fast_server) == 0
 
