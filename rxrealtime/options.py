@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from . import __version__
 from .exceptions import ConfigError
+from .media_transport import TRANSPORTS
 
 __all__ = ["IceServer", "ReconnectPolicy", "SessionOptions", "default_user_agent"]
 
@@ -82,6 +83,16 @@ class SessionOptions(BaseModel):
     heartbeat_s: float | None = Field(default=15.0, gt=0)
     """WebSocket ping interval: a half-open connection is noticed (and reconnected)."""
     reconnect: ReconnectPolicy = Field(default_factory=ReconnectPolicy)
+    transport: str = "aiortc"
+    """How media travels: ``"aiortc"`` (a direct WebRTC peer) or ``"none"`` (signaling
+    only: events without video)."""
+
+    @field_validator("transport")
+    @classmethod
+    def _known_transport(cls, value: str) -> str:
+        if value not in TRANSPORTS:
+            raise ValueError(f"unknown media transport {value!r}; known: {', '.join(TRANSPORTS)}")
+        return value
 
     @field_validator("api_key")
     @classmethod

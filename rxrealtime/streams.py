@@ -70,12 +70,14 @@ class HotStream(Observable[T], Generic[T]):
     def __init__(self, name: str, on_subscriber_error: SubscriberErrorSink | None = None) -> None:
         super().__init__()
         self.name = name
-        self._observers: tuple[abc.ObserverBase[T], ...] = ()
+        self.observers: tuple[abc.ObserverBase[T], ...] = ()
+        """The current subscribers, read-only: an immutable tuple replaced on (un)subscribe,
+        so the hot path can test ``if stream.observers:`` without a call."""
         self._completed = False
         self._on_subscriber_error = on_subscriber_error or _log_subscriber_error
 
     def __repr__(self) -> str:
-        return f"<HotStream {self.name!r} subscribers={len(self._observers)}>"
+        return f"<HotStream {self.name!r} subscribers={len(self.observers)}>"
 
     @property
     def completed(self) -> bool:
@@ -83,7 +85,7 @@ class HotStream(Observable[T], Generic[T]):
 
     @property
     def subscriber_count(self) -> int:
-        return len(self._observers)
+        return len(self.observers)
 
     def subscribe(  # type: ignore[override]
         self,
@@ -108,16 +110,16 @@ class HotStream(Observable[T], Generic[T]):
         if self._completed:
             observer.on_completed()
             return Disposable()
-        self._observers = (*self._observers, observer)
+        self.observers = (*self.observers, observer)
 
         def dispose() -> None:
-            self._observers = tuple(o for o in self._observers if o is not observer)
+            self.observers = tuple(o for o in self.observers if o is not observer)
 
         return Disposable(dispose)
 
     def emit(self, value: T) -> None:
         """Deliver ``value`` to every current subscriber, isolating those that raise."""
-        for observer in self._observers:
+        for observer in self.observers:
             try:
                 observer.on_next(value)
             except Exception as exc:
@@ -128,7 +130,7 @@ class HotStream(Observable[T], Generic[T]):
         if self._completed:
             return
         self._completed = True
-        observers, self._observers = self._observers, ()
+        observers, self.observers = self.observers, ()
         for observer in observers:
             try:
                 observer.on_completed()

@@ -6,9 +6,17 @@ The ICE names load aiortc on first access only, so importing this module stays c
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .urls import build_url, is_loopback_host, normalize_base_url, redact, redact_url
+
+if TYPE_CHECKING:
+    from .ice import (
+        candidate_from_wire,
+        candidate_to_wire,
+        create_peer_connection,
+        gather_on_loopback,
+    )
 
 __all__ = [
     "build_url",

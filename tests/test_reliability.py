@@ -15,6 +15,7 @@ from conftest import Recorder, wait_until
 import rxrealtime as rt
 from rxrealtime import operators as rto
 from rxrealtime import protocol as p
+from rxrealtime.transport_aiortc import AiortcTransport
 
 S = rt.ConnectionState
 FAST_RETRY = rt.ReconnectPolicy(initial_delay_s=0.05, max_delay_s=0.2)
@@ -150,8 +151,9 @@ async def test_ice_restart_rebuilds_the_peer_and_offers_again(fast_server) -> No
     async with session.connect(local_track=small_track(), prompt="snow"):
         await wait_until(lambda: len(rec["remote_tracks"]) == 2)
         # the new peer connection was built with the TURN server the server named
-        assert session._link is not None and session._link.pc is not None
-        ice = session._link.pc.getTransceivers()[0].sender.transport.transport
+        media = session.media_transport
+        assert isinstance(media, AiortcTransport) and media.pc is not None
+        ice = media.pc.getTransceivers()[0].sender.transport.transport
         connection = ice.iceGatherer._connection  # aioice: what ICE really uses
         assert connection.turn_server == ("127.0.0.1", 9)  # from faults.turn_url
         assert (connection.turn_username, connection.turn_password, connection.turn_transport) == (
