@@ -37,16 +37,37 @@ their streams directly, because the hot path cannot afford a call per tick.
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from . import protocol as p
 from .acks import AckBook, PendingAck
+from .events import (
+    AckTimedOut,
+    CancelTimer,
+    CloseForGood,
+    CloseLink,
+    ConnectAborted,
+    ConnectFinished,
+    ConnectionState,
+    ConnectRequested,
+    Decision,
+    DisconnectRequested,
+    Emit,
+    Event,
+    FailAck,
+    FrameReceived,
+    LinkDown,
+    LinkUp,
+    OpenLink,
+    SessionInfo,
+    SetState,
+    SettleAck,
+    StartTimer,
+    TimerFired,
+)
 from .exceptions import (
     AckTimeout,
-    ConfigError,
     ConnectionLost,
     ConnectTimeout,
     NotConnected,
@@ -55,210 +76,17 @@ from .exceptions import (
     SessionClosed,
     server_error,
 )
+from .policy import CoreConfig, retryable
 
 __all__ = [
     "TRANSITIONS",
-    "AckTimedOut",
-    "CancelTimer",
-    "CloseForGood",
-    "CloseLink",
-    "ConnectAborted",
-    "ConnectFinished",
-    "ConnectRequested",
-    "ConnectionState",
-    "Decision",
-    "DisconnectRequested",
-    "Emit",
-    "Event",
-    "FailAck",
-    "FrameReceived",
-    "LinkDown",
-    "LinkUp",
-    "OpenLink",
+    "Rule",
     "SessionCore",
-    "SessionInfo",
-    "SetState",
-    "SettleAck",
-    "StartTimer",
-    "TimerFired",
-    "retryable",
     "transition_table",
 ]
 
 
-class ConnectionState(str, enum.Enum):
-    """The connection states of the protocol; ``str(state)`` is the wire-style name."""
-
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    GENERATING = "generating"
-    RECONNECTING = "reconnecting"
-    DISCONNECTED = "disconnected"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class SessionInfo(p.SubscribeTarget, frozen=True, gc=False):
-    """Identity of a server session, published on ``session_started``."""
-
-    subscribe_token: str = ""
-
-
-# -- events (shell -> core) ----------------------------------------------------------
-
-
-class Event:
-    """Something that happened; the core decides what follows."""
-
-    __slots__ = ()
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectRequested(Event):
-    """``connect()``: ``prompt`` is (text, enhance) and ``image`` base64, both optional."""
-
-    prompt: tuple[str, bool] | None = None
-    image: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LinkUp(Event):
-    """The link opened by :class:`OpenLink` carries media (or is all it needs to be)."""
-
-    link: int
-
-
-@dataclass(frozen=True, slots=True)
-class LinkDown(Event):
-    """The link failed to open, or died: socket closed, media failed, bad answer..."""
-
-    link: int
-    error: RealtimeError
-
-
-@dataclass(frozen=True, slots=True)
-class FrameReceived(Event):
-    """A control frame of the link: session_id, acks, generation_*, error."""
-
-    link: int
-    frame: p.ServerMessage
-
-
-@dataclass(frozen=True, slots=True)
-class TimerFired(Event):
-    """A timer of :class:`StartTimer` ran out."""
-
-    timer: str
-
-
-@dataclass(frozen=True, slots=True)
-class AckTimedOut(Event):
-    """No acknowledgement for request ``ack`` in time."""
-
-    ack: int
-
-
-@dataclass(frozen=True, slots=True)
-class DisconnectRequested(Event):
-    """``disconnect()``: close for good."""
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectAborted(Event):
-    """The caller of ``connect()`` was cancelled before it finished."""
-
-
-# -- decisions (core -> shell) -------------------------------------------------------
-
-
-class Decision:
-    """Something the shell must do, in the order given."""
-
-    __slots__ = ()
-
-
-@dataclass(frozen=True, slots=True)
-class SetState(Decision):
-    state: ConnectionState
-
-
-@dataclass(frozen=True, slots=True)
-class Emit(Decision):
-    """Publish ``value`` on the session's stream called ``stream``."""
-
-    stream: str
-    value: Any
-
-
-@dataclass(frozen=True, slots=True)
-class OpenLink(Decision):
-    """Open link number ``link``: socket, then restore image and prompt, then media."""
-
-    link: int
-    attempt: int
-    image: str | None
-    prompt: tuple[str, bool] | None
-
-
-@dataclass(frozen=True, slots=True)
-class CloseLink(Decision):
-    """Tear link ``link`` down; with ``drain_s``, first finish the closing handshake."""
-
-    link: int
-    drain_s: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class StartTimer(Decision):
-    """After ``delay_s``, feed ``fire``; a timer of the same ``name`` is replaced."""
-
-    name: str
-    delay_s: float
-    fire: Event
-
-
-@dataclass(frozen=True, slots=True)
-class CancelTimer(Decision):
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class SettleAck(Decision):
-    """Request ``ack`` got its acknowledgement ``frame`` (successful)."""
-
-    ack: int
-    frame: p.PromptAck | p.SetImageAck
-
-
-@dataclass(frozen=True, slots=True)
-class FailAck(Decision):
-    """Request ``ack`` failed with ``error`` (timeout, rejection, lost link)."""
-
-    ack: int
-    error: RealtimeError
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectFinished(Decision):
-    """The pending ``connect()`` returns (``error`` is None) or raises ``error``."""
-
-    error: RealtimeError | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CloseForGood(Decision):
-    """Nothing will revive the session: finish teardown, then complete every stream."""
-
-
 # -- policy --------------------------------------------------------------------------
-
-
-def retryable(error: BaseException | None) -> bool:
-    """Whether the protocol calls this failure transient (worth another attempt)."""
-    if isinstance(error, (ConfigError, RequestRejected, SessionClosed)):
-        return False
-    return not getattr(error, "permanent", False)
 
 
 @dataclass
@@ -272,21 +100,6 @@ class _Link:
     ended: p.GenerationEnded | None = None
 
 
-@dataclass
-class CoreConfig:
-    """The numbers the core decides with (from the validated session options)."""
-
-    connect_timeout_s: float = 30.0
-    reconnect_delays: Sequence[float] = (1.0, 2.0, 4.0, 8.0, 10.0)
-    prompt_ack_timeout_s: float = 15.0
-    image_ack_timeout_s: float = 30.0
-    disconnect_drain_s: float = 1.0
-    describe: str = "the service"
-    """How errors name the server (the URL with secrets removed)."""
-    redact: Callable[[str], str] = field(default=lambda text: text)
-    """Removes secrets from server-provided text before it becomes an error."""
-
-
 class Rule(NamedTuple):
     """A row of :data:`TRANSITIONS`: the handler and the states it may lead to."""
 
@@ -297,7 +110,6 @@ class Rule(NamedTuple):
 S = ConnectionState
 _CLOSED = (S.DISCONNECTED,)
 _TO_CLOSE = Rule("_disconnect", _CLOSED)
-_FRAME = Rule("_frame", (S.GENERATING, S.RECONNECTING, S.DISCONNECTED))
 _ACK_TIMEOUT = Rule("_ack_timed_out", ())
 
 TRANSITIONS: dict[ConnectionState, dict[type[Event], Rule]] = {
@@ -316,13 +128,13 @@ TRANSITIONS: dict[ConnectionState, dict[type[Event], Rule]] = {
     },
     S.CONNECTED: {
         LinkDown: Rule("_link_lost", (S.RECONNECTING, S.DISCONNECTED)),
-        FrameReceived: _FRAME,
+        FrameReceived: Rule("_frame", (S.GENERATING, S.DISCONNECTED)),
         AckTimedOut: _ACK_TIMEOUT,
         DisconnectRequested: _TO_CLOSE,
     },
     S.GENERATING: {
         LinkDown: Rule("_link_lost", (S.RECONNECTING, S.DISCONNECTED)),
-        FrameReceived: Rule("_frame", (S.RECONNECTING, S.DISCONNECTED)),
+        FrameReceived: Rule("_frame", (S.DISCONNECTED,)),
         AckTimedOut: _ACK_TIMEOUT,
         DisconnectRequested: _TO_CLOSE,
     },

@@ -1,0 +1,82 @@
+"""The hot streams of one session, declared once.
+
+A live :class:`~rxrealtime.Session` and anything else that publishes a session's events
+(a replay, a test double) share this set, so every consumer (operators, fleets,
+dashboards) can take any of them. Every stream is hot and exists from construction on;
+none ever calls ``on_error`` (errors are values on ``errors``); all complete when the
+session is closed for good, ``errors`` last. ``connection_changes`` replays its current
+value to a new subscriber; the others are event streams and do not replay.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+
+from . import protocol as p
+from .events import ConnectionState, SessionInfo
+from .exceptions import RealtimeError, SubscriberError
+from .streams import HotStream, StateStream
+
+__all__ = ["AckLatency", "SessionStreams"]
+
+logger = logging.getLogger(__name__)
+
+
+class AckLatency(msgspec.Struct, frozen=True, gc=False):
+    """Time from sending a prompt (``kind="prompt"``) or image to its acknowledgement."""
+
+    kind: str
+    seconds: float
+
+
+class SessionStreams:
+    """The streams; a subscriber that raises is reported on ``errors`` as a
+    :class:`~rxrealtime.SubscriberError` and the other subscribers still get the value."""
+
+    def __init__(self) -> None:
+        report = self._report_subscriber_error
+        self.errors: HotStream[RealtimeError] = HotStream("errors")
+        """Every error, typed (``ProtocolError``, ``ServerError``, ``ConnectionLost``...)."""
+        self.messages: HotStream[p.ServerMessage] = HotStream("messages", report)
+        """Every decoded server frame."""
+        self.generation_ticks: HotStream[p.GenerationTick] = HotStream("generation_ticks", report)
+        """Billing ticks: cumulative seconds of the current server session."""
+        self.generation_started: HotStream[p.GenerationStarted] = HotStream(
+            "generation_started", report
+        )
+        self.generation_ended: HotStream[p.GenerationEnded] = HotStream("generation_ended", report)
+        self.connection_changes: StateStream[ConnectionState] = StateStream(
+            "connection_changes", ConnectionState.DISCONNECTED, report
+        )
+        """The connection state; replays the current one to each new subscriber."""
+        self.session_started: HotStream[SessionInfo] = HotStream("session_started", report)
+        """A new server session (once per link): its id and subscribe token."""
+        self.prompt_acks: HotStream[p.PromptAck] = HotStream("prompt_acks", report)
+        self.image_acks: HotStream[p.SetImageAck] = HotStream("image_acks", report)
+        self.ack_latencies: HotStream[AckLatency] = HotStream("ack_latencies", report)
+        self.queue_positions: HotStream[p.QueuePosition] = HotStream("queue_positions", report)
+        self.remote_tracks: HotStream[Any] = HotStream("remote_tracks", report)
+        """Each remote video track the media transport receives."""
+        self.frames: HotStream[Any] = HotStream("frames", report)
+        """Decoded generated video frames (``av.VideoFrame``)."""
+        self.stats: HotStream[Any] = HotStream("stats", report)
+        """WebRTC stats reports, sampled only while observed."""
+
+    @property
+    def streams(self) -> dict[str, HotStream[Any]]:
+        """Every stream by name."""
+        return {v.name: v for v in vars(self).values() if isinstance(v, HotStream)}
+
+    def complete_streams(self) -> None:
+        """Complete every stream, ``errors`` last (so a failure while completing is seen)."""
+        for stream in self.streams.values():
+            if stream is not self.errors:
+                stream.complete()
+        self.errors.complete()
+
+    def _report_subscriber_error(self, stream: str, error: Exception) -> None:
+        logger.warning("subscriber of %s raised %r", stream, error)
+        self.errors.emit(SubscriberError(stream, error))
