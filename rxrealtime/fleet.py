@@ -16,7 +16,7 @@ the provisional key ``pending-N`` (N: order of addition).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Generic, TypeVar
@@ -24,9 +24,8 @@ from typing import Generic, TypeVar
 from reactivex.disposable import CompositeDisposable
 
 from . import protocol as p
+from .billing import BilledTick, Rate, SessionBilling, resolve_rate
 from .exceptions import ConfigError, RealtimeError
-from .operators._clock import BillingClock
-from .operators._money import Rate, resolve_rate
 from .session import ConnectionState, Session, SessionInfo
 from .streams import HotStream, StateStream
 
@@ -57,13 +56,19 @@ class FleetTotals:
 
 
 class _Member:
-    def __init__(self, session: Session, key: str | None, index: int) -> None:
+    def __init__(
+        self,
+        session: Session,
+        key: str | None,
+        index: int,
+        on_billed: Callable[[_Member, BilledTick], None],
+    ) -> None:
         self.session = session
         self.fixed_key = key or session.session_id
         self.provisional = f"pending-{index}"
-        self.clock = BillingClock(resets_known=True)
         self.state = session.state
-        self.subscriptions = CompositeDisposable()
+        self.billing = SessionBilling(session, on_billed=lambda billed: on_billed(self, billed))
+        self.subscriptions = CompositeDisposable(self.billing)
 
     @property
     def key(self) -> str:
@@ -121,11 +126,10 @@ class Fleet:
         if self._prices is not None:
             resolve_rate(None, self._prices, session.model.name)  # fail now, not mid-session
         self._added += 1
-        member = _Member(session, key, self._added)
+        member = _Member(session, key, self._added, self._on_billed)
         self._members[id(session)] = member
         subs = member.subscriptions
         subs.add(session.session_started.subscribe(lambda info: self._on_started(member, info)))
-        subs.add(session.generation_ticks.subscribe(lambda tick: self._on_tick(member, tick)))
         subs.add(session.connection_changes.subscribe(lambda s: self._on_state(member, s)))
         subs.add(session.errors.subscribe(lambda e: self.errors.emit(self._keyed(member, e))))
         subs.add(
@@ -164,11 +168,11 @@ class Fleet:
 
     @property
     def billed_by_session(self) -> dict[str, int]:
-        return {m.key: m.clock.total for m in self._members.values()}
+        return {m.key: m.billing.total for m in self._members.values()}
 
     @property
     def total_billed_s(self) -> int:
-        return sum(m.clock.total for m in self._members.values())
+        return sum(m.billing.total for m in self._members.values())
 
     def price_of(self, model: str) -> Decimal | None:
         if self._prices is not None:
@@ -182,16 +186,14 @@ class Fleet:
 
     def _on_started(self, member: _Member, info: SessionInfo) -> None:
         if member.fixed_key is None:
-            member.fixed_key = info.sid
-        member.clock.reset()  # a new server session: its ticks restart at 0
+            member.fixed_key = info.sid  # the member's SessionBilling resets its clock
 
-    def _on_tick(self, member: _Member, tick: p.GenerationTick) -> None:
-        delta = member.clock.feed(tick.seconds)
-        self.ticks.emit(self._keyed(member, tick))
-        if delta:
-            self.billed_deltas.emit(self._keyed(member, delta))
-        self.billed.emit(self._keyed(member, member.clock.total))
-        if delta:
+    def _on_billed(self, member: _Member, billed: BilledTick) -> None:
+        self.ticks.emit(self._keyed(member, billed.tick))
+        if billed.delta:
+            self.billed_deltas.emit(self._keyed(member, billed.delta))
+        self.billed.emit(self._keyed(member, billed.total))
+        if billed.delta:
             self._publish_totals()
 
     def _on_state(self, member: _Member, state: ConnectionState) -> None:
@@ -206,9 +208,9 @@ class Fleet:
             cost = Decimal(0)
             for m in members:
                 price = self.price_of(m.model)
-                cost += (price or Decimal(0)) * m.clock.total
+                cost += (price or Decimal(0)) * m.billing.total
         return FleetTotals(
-            billed_s=sum(m.clock.total for m in members),
+            billed_s=sum(m.billing.total for m in members),
             sessions=len(members),
             generating=sum(m.state is ConnectionState.GENERATING for m in members),
             cost=cost,

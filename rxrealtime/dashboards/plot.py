@@ -13,13 +13,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from reactivex.disposable import CompositeDisposable
-
-from .. import protocol as p
+from ..billing import BilledTick, Rate, SessionBilling, resolve_rate
 from ..exceptions import ConfigError
-from ..operators._clock import BillingClock
-from ..operators._money import Rate, resolve_rate
-from ..session import Session, SessionInfo
+from ..session import Session
 
 __all__ = ["BillingLog", "plot_billing", "require_matplotlib"]
 
@@ -31,8 +27,7 @@ class BillingLog:
     rate: Decimal | None = None
     samples: list[tuple[float, int]] = field(default_factory=list)
     _start: float = field(default_factory=time.monotonic, repr=False)
-    _clock: BillingClock = field(default_factory=lambda: BillingClock(True), repr=False)
-    _subscriptions: CompositeDisposable = field(default_factory=CompositeDisposable, repr=False)
+    _billing: SessionBilling | None = field(default=None, repr=False)
 
     @classmethod
     def record(
@@ -46,19 +41,15 @@ class BillingLog:
         log = cls(
             rate=resolve_rate(rate_per_second, prices, session.model.name if prices else None)
         )
-        log._subscriptions.add(session.session_started.subscribe(log._on_started))
-        log._subscriptions.add(session.generation_ticks.subscribe(log._on_tick))
+        log._billing = SessionBilling(session, on_billed=log._on_billed)
         return log
 
-    def _on_started(self, _: SessionInfo) -> None:
-        self._clock.reset()
-
-    def _on_tick(self, tick: p.GenerationTick) -> None:
-        self._clock.feed(tick.seconds)
-        self.samples.append((time.monotonic() - self._start, self._clock.total))
+    def _on_billed(self, billed: BilledTick) -> None:
+        self.samples.append((time.monotonic() - self._start, billed.total))
 
     def stop(self) -> None:
-        self._subscriptions.dispose()
+        if self._billing is not None:
+            self._billing.dispose()
 
 
 def _pyplot() -> Any:

@@ -23,11 +23,10 @@ from rich.live import Live
 from rich.table import Table
 
 from .. import protocol as p
+from ..billing import Rate, SessionBilling, resolve_rate
 from ..exceptions import RealtimeError
 from ..operators import Stall, stall_detector
-from ..operators._clock import BillingClock
-from ..operators._money import Rate, resolve_rate
-from ..session import ConnectionState, Session, SessionInfo
+from ..session import ConnectionState, Session
 
 __all__ = ["TerminalDashboard", "sparkline"]
 
@@ -76,7 +75,6 @@ class TerminalDashboard:
         stall_after_s: float | None = 5.0,
     ) -> None:
         self.session = session
-        self.rate = resolve_rate(rate_per_second, prices, session.model.name if prices else None)
         self.refresh_s = refresh_s
         self.history_s = history_s
         self.scheduler = scheduler if scheduler is not None else session.scheduler
@@ -94,21 +92,28 @@ class TerminalDashboard:
         self.stall_after_s = stall_after_s
         self.stalls = 0
         self.stalled = False
-        self._clock = BillingClock(resets_known=True)
+        self.billing = SessionBilling(
+            session,
+            rate=resolve_rate(rate_per_second, prices, session.model.name if prices else None),
+        )
         self._tick_times: deque[float] = deque()
         self._live: Live | None = None
-        self._subscriptions = CompositeDisposable()
+        self._subscriptions = CompositeDisposable(self.billing)
         self._watch()
 
     # -- the model ---------------------------------------------------------------------
 
     @property
+    def rate(self) -> Decimal | None:
+        return self.billing.rate
+
+    @property
     def billed_s(self) -> int:
-        return self._clock.total
+        return self.billing.total
 
     @property
     def cost(self) -> Decimal | None:
-        return None if self.rate is None else self.rate * self._clock.total
+        return self.billing.cost
 
     def _now(self) -> float:
         return self.scheduler.to_seconds(self.scheduler.now)
@@ -119,13 +124,9 @@ class TerminalDashboard:
         def on_state(state: ConnectionState) -> None:
             self.state = state
 
-        def on_started(_: SessionInfo) -> None:
-            self._clock.reset()
-
-        def on_tick(tick: p.GenerationTick) -> None:
+        def on_tick(_: p.GenerationTick) -> None:  # self.billing counts the seconds
             self.stalled = False
             self.ticks += 1
-            self._clock.feed(tick.seconds)
             self._tick_times.append(self._now())
 
         def on_error(error: RealtimeError) -> None:
@@ -152,7 +153,7 @@ class TerminalDashboard:
         changes: reactivex.Observable[Any] = reactivex.merge(
             *watched,
             s.connection_changes.pipe(ops.do_action(on_state)),
-            s.session_started.pipe(ops.do_action(on_started)),
+            s.session_started,
             s.generation_ticks.pipe(ops.do_action(on_tick)),
             s.errors.pipe(ops.do_action(on_error)),
             s.prompt_acks.pipe(ops.do_action(on_ack)),

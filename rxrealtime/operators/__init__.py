@@ -28,12 +28,12 @@ from typing import Any
 
 from reactivex import Observable, abc
 
+from ..billing import Rate
 from ._billedseconds import billed_seconds_
 from ._billingrate import billing_rate_
 from ._budgetalert import budget_alert_
 from ._budgetguard import Disconnectable, budget_guard_
 from ._cost import cost_
-from ._money import Rate
 from ._stalldetector import stall_detector_
 from ._tickdeltas import tick_deltas_
 from ._types import BudgetAlert, BudgetExceeded, Stall

@@ -6,7 +6,7 @@ from typing import Any
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable
 
-from ._clock import BillingClock, seconds_of
+from ..billing import BillingClock, seconds_of
 
 Reading = Callable[[BillingClock, int], int]
 """What to emit after the clock took a tick: (clock, seconds billed by it) -> value."""

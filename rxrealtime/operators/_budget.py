@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 
+from ..billing import Rate, resolve_rate, to_decimal
 from ..exceptions import ConfigError
-from ._money import Rate, resolve_rate, to_decimal
 
 __all__ = ["Budget"]
 

@@ -4,9 +4,9 @@ from collections.abc import Callable, Iterable, Mapping
 
 from reactivex import Observable, abc
 
+from ..billing import Rate
 from ..exceptions import ConfigError
 from ._budget import Budget
-from ._money import Rate
 from ._types import BudgetAlert
 
 

@@ -8,8 +8,8 @@ from typing import Any, Protocol
 from reactivex import Observable, abc
 from reactivex.disposable import SingleAssignmentDisposable
 
+from ..billing import Rate
 from ._budget import Budget
-from ._money import Rate
 from ._types import BudgetExceeded
 
 logger = logging.getLogger("rxrealtime.operators")

@@ -5,8 +5,8 @@ from decimal import Decimal
 
 from reactivex import Observable, abc
 
+from ..billing import Rate, resolve_rate
 from ..exceptions import ConfigError
-from ._money import Rate, resolve_rate
 
 
 def cost_(

@@ -6,8 +6,8 @@ from typing import Any
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
 
+from ..billing import seconds_of
 from ..exceptions import ConfigError
-from ._clock import seconds_of
 from ._scheduling import pick_scheduler
 from ._types import Stall
 

@@ -1,0 +1,236 @@
+"""Billing in one place: the clock that totals ticks, prices as ``Decimal``, and
+:class:`SessionBilling`, which keeps that total for a live session.
+
+Why a clock is needed at all: a ``generation_tick`` carries the *cumulative* billed
+seconds of one **server session**, not a delta, and every reconnect (or any new
+connection) is a new server session whose count restarts at 0 (docs/protocol.md).
+``session_started`` announces each new server session. Summing ``seconds`` is therefore
+wrong, and so is taking the last value: :class:`BillingClock` turns the ticks into a
+total for the client session. The rules, in one place:
+
+* ``seconds`` higher than the last value of the current server session: the difference
+  is billed.
+* the same value again (a duplicate tick): 0 is billed.
+* a lower value, with **no reset signal** wired in (``resets_known=False``): a drop is
+  the only evidence of a reconnect, so it starts a new server session and the whole
+  value is billed. A tick that merely arrived out of order is indistinguishable from a
+  reconnect in that mode and is billed as one (over-counting); pass a reset stream when
+  input may be reordered.
+* a lower value **with** a reset signal wired in (``resets_known=True``): new server
+  sessions are announced by :meth:`BillingClock.reset`, so a drop inside one server
+  session can only be a late, out-of-order tick: it bills 0 and does not move the
+  high-water mark.
+
+Only :meth:`BillingClock.reset` starts a new server session in the second mode; it is
+idempotent until the next tick, so a reset announced twice (``reconnecting`` then
+``session_started``) does not double count.
+
+This module sits below :mod:`rxrealtime.operators` (whose billing operators use the same
+clock) and below the session: it needs only the protocol structs and reactivex.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, Protocol
+
+from reactivex import Observable, abc
+from reactivex.disposable import CompositeDisposable
+
+from .exceptions import ConfigError
+
+__all__ = [
+    "BilledTick",
+    "BillingClock",
+    "BillingSource",
+    "Rate",
+    "SessionBilling",
+    "resolve_rate",
+    "seconds_of",
+    "to_decimal",
+]
+
+
+# -- the clock ---------------------------------------------------------------------
+
+
+def seconds_of(value: Any) -> int:
+    """The cumulative seconds of a ``GenerationTick``/``GenerationEnded`` or a bare int."""
+    seconds = value if isinstance(value, int) else getattr(value, "seconds", None)
+    if not isinstance(seconds, int) or isinstance(seconds, bool):
+        raise TypeError(f"expected a GenerationTick or an int of seconds, got {value!r}")
+    return seconds
+
+
+class BillingClock:
+    """Total billed seconds across server sessions; see the module docstring."""
+
+    __slots__ = ("_last", "_offset", "resets_known")
+
+    def __init__(self, resets_known: bool = False) -> None:
+        self.resets_known = resets_known
+        self._offset = 0  # billed by the previous server sessions
+        self._last = 0  # high-water mark of the current server session
+
+    def __repr__(self) -> str:
+        return f"<BillingClock total={self.total} resets_known={self.resets_known}>"
+
+    @property
+    def total(self) -> int:
+        return self._offset + self._last
+
+    def feed(self, seconds: int) -> int:
+        """Account for one tick; returns the seconds it bills (0 or more)."""
+        if seconds < 0:
+            return 0  # nonsense from a broken server; billing never goes backwards
+        if seconds >= self._last:
+            delta = seconds - self._last
+            self._last = seconds
+            return delta
+        if self.resets_known:
+            return 0  # a late tick of the current server session
+        self._offset += self._last
+        self._last = seconds
+        return seconds
+
+    def reset(self) -> None:
+        """A new server session starts: its ticks count from 0 on top of the total."""
+        self._offset += self._last
+        self._last = 0
+
+
+# -- money ---------------------------------------------------------------------------
+
+Rate = Decimal | int | str | float
+"""A price per billed second as users write it; money never goes through binary floats."""
+
+
+def to_decimal(value: Rate, what: str = "rate") -> Decimal:
+    """``value`` as a Decimal; a float goes through ``str`` so 0.1 stays 0.1."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{what} must be a number, not a bool")
+    try:
+        result = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        raise ConfigError(f"{what} must be a number, got {value!r}") from None
+    if not result.is_finite() or result < 0:
+        raise ConfigError(f"{what} must be a finite number >= 0, got {value!r}")
+    return result
+
+
+def resolve_rate(
+    rate_per_second: Rate | None,
+    prices: Mapping[str, Rate] | None = None,
+    model: str | None = None,
+) -> Decimal | None:
+    """The price of one billed second: a flat rate, or a model's entry of a price table."""
+    if prices is not None:
+        if rate_per_second is not None:
+            raise ConfigError("pass rate_per_second or prices, not both")
+        if model is None:
+            raise ConfigError("a price table needs model= to pick the price")
+        if model not in prices:
+            known = ", ".join(sorted(prices)) or "none"
+            raise ConfigError(f"no price for model {model!r} (priced: {known})")
+        return to_decimal(prices[model], f"price of {model}")
+    if rate_per_second is None:
+        return None
+    return to_decimal(rate_per_second, "rate_per_second")
+
+
+# -- a live session's total ------------------------------------------------------------
+
+
+class BillingSource(Protocol):
+    """What :class:`SessionBilling` needs: a :class:`~rxrealtime.Session`, a view-only
+    subscriber, or anything else with these two observables (two subjects in a test).
+    """
+
+    @property
+    def session_started(self) -> Observable[Any]:
+        """One value per new server session (its ticks restart at 0)."""
+        ...
+
+    @property
+    def generation_ticks(self) -> Observable[Any]:
+        """Ticks (``GenerationTick`` or int): cumulative seconds of the current server session."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BilledTick:
+    """What one tick did to the bill, as :class:`SessionBilling` reports it."""
+
+    tick: Any
+    """The tick as received (a ``GenerationTick``, or an int)."""
+    delta: int
+    """Seconds this tick billed: 0 for a duplicate or a late, out-of-order tick."""
+    total: int
+    """Billed seconds of the client session so far, across reconnects, this tick included."""
+
+
+class SessionBilling(abc.DisposableBase):
+    """The billed-seconds total of one client session, kept from its streams.
+
+    Subscribes at once: ``session_started`` resets the clock (a new server session, whose
+    ticks restart at 0) and each ``generation_ticks`` value is fed to it. Because resets
+    are announced, a late tick of the current server session bills 0 instead of being
+    mistaken for a reconnect. Ticks of a server session that was already running when
+    tracking began count from 0, i.e. what that server session billed so far is included.
+
+    ``on_billed`` is called after every tick, once the total includes it, with a
+    :class:`BilledTick` (``delta`` is 0 for a duplicate or late tick, so a caller that
+    republishes per tick still hears of it). ``rate`` (a price per second) makes
+    :attr:`cost` a ``Decimal``. :meth:`dispose` (or leaving a ``with`` block) stops
+    counting; the total then stays as it is. The object is a reactivex disposable, so it
+    can join a ``CompositeDisposable``.
+    """
+
+    def __init__(
+        self,
+        session: BillingSource,
+        *,
+        rate: Rate | None = None,
+        on_billed: Callable[[BilledTick], Any] | None = None,
+    ) -> None:
+        self.rate: Decimal | None = None if rate is None else to_decimal(rate)
+        self.clock = BillingClock(resets_known=True)
+        self._on_billed = on_billed
+        self._subscriptions = CompositeDisposable()
+        self._subscriptions.add(session.session_started.subscribe(self._on_started))
+        self._subscriptions.add(session.generation_ticks.subscribe(self._on_tick))
+
+    def __repr__(self) -> str:
+        state = "disposed" if self.disposed else "tracking"
+        return f"<SessionBilling total={self.total} {state}>"
+
+    @property
+    def total(self) -> int:
+        """Billed seconds across every server session seen so far."""
+        return self.clock.total
+
+    @property
+    def cost(self) -> Decimal | None:
+        """``rate * total``, or ``None`` without a rate."""
+        return None if self.rate is None else self.rate * self.clock.total
+
+    @property
+    def disposed(self) -> bool:
+        return self._subscriptions.is_disposed
+
+    def dispose(self) -> None:
+        """Stop counting (idempotent); :attr:`total` keeps its last value."""
+        self._subscriptions.dispose()
+
+    def __enter__(self) -> SessionBilling:
+        return self
+
+    def _on_started(self, _: Any) -> None:
+        self.clock.reset()
+
+    def _on_tick(self, tick: Any) -> None:
+        delta = self.clock.feed(seconds_of(tick))
+        if self._on_billed is not None:
+            self._on_billed(BilledTick(tick, delta, self.clock.total))
