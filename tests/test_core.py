@@ -203,7 +203,7 @@ def test_a_cancelled_connect_goes_back_to_disconnected_and_may_connect_again() -
 
 def test_a_lost_link_reconnects_after_the_backoff_and_restores_the_prompt() -> None:
     core = generating()
-    ack, _ = core.request("prompt", "lava", remember=("lava", True))
+    core.request("prompt", "lava", remember=("lava", True))
     core.feed(FrameReceived(1, p.PromptAck(prompt="lava", success=True)))
     out = core.feed(LinkDown(1, LOST))
     assert out[:3] == [Emit("errors", LOST), CloseLink(1), SetState(S.RECONNECTING)]
@@ -282,7 +282,8 @@ def test_a_permanent_error_on_a_reconnect_attempt_is_never_retried() -> None:
 
 def test_server_error_text_is_redacted_before_it_becomes_an_error() -> None:
     core = up(redact=lambda text: text.replace("sekrit", "***"))
-    (error,) = emitted(core.feed(FrameReceived(1, p.ErrorMessage(error="bad key sekrit"))), "errors")
+    frame = p.ErrorMessage(error="bad key sekrit")
+    (error,) = emitted(core.feed(FrameReceived(1, frame)), "errors")
     assert str(error) == "bad key ***"
 
 
@@ -381,7 +382,7 @@ def test_an_abandoned_request_is_forgotten_with_its_timer() -> None:
 
 def test_disconnect_while_generating_drains_then_closes_for_good() -> None:
     core = generating()
-    ack, _ = core.request("prompt", "p")
+    core.request("prompt", "p")
     out = core.feed(DisconnectRequested())
     assert CloseLink(1, drain_s=1.0) in out
     (fail,) = of(out, FailAck)
