@@ -41,7 +41,7 @@ def test_cli_bench_decode_prints_json_and_writes_results(tmp_path: Path, capsys)
 def test_dispatch_suite_compares_streams_subject_and_callback_list(tmp_path: Path) -> None:
     (doc,) = run_suites(["dispatch"], Config(quick=True, repeats=2), tmp_path, log=print)
     names = " ".join(row["name"] for row in doc["rows"])
-    for contender in ("HotStream.emit", "Subject.on_next", "callback list", "Session._dispatch"):
+    for contender in ("HotStream.emit", "Subject.on_next", "callback list", "FrameRouter.route"):
         assert contender in names
     _check_doc(doc, tmp_path)
 

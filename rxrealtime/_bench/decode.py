@@ -141,7 +141,7 @@ def run(config: Config) -> SuiteResult:
     result.ratio(
         "read-loop decoder / single-struct limit [ticks]",
         limit,
-        "decode_unchecked, what Session._read_loop calls, vs the limit (1.0 = at the limit)",
+        "decode_unchecked, what the signaling read loop calls, vs the limit (1.0 = at the limit)",
     )
     vs_pydantic = result.ratios[0]["median"]
     result.target(

@@ -6,7 +6,7 @@ Two groups, each with 1 subscriber, 10 subscribers, and one subscriber behind a
 * **emit**: a decoded tick handed to ``HotStream.emit`` (our stream), to
   ``reactivex.subject.Subject.on_next`` and to a bare list of callbacks (the pipeline as
   one hand-fused function: the floor);
-* **frame -> subscriber**: ``protocol.decode_unchecked`` + ``Session._dispatch`` exactly as
+* **frame -> subscriber**: ``protocol.decode_unchecked`` + ``FrameRouter.route`` exactly as
   the read loop calls them (``messages`` then the per-type stream), against the same routing
   with msgspec + ``Subject`` streams, against pydantic (``json.loads`` +
   discriminated union) + callback lists, and against the limit: the single-struct msgspec
@@ -29,6 +29,7 @@ from reactivex.subject import Subject
 
 from .. import protocol as p
 from ..session import Session
+from ..signaling import FrameRouter
 from ..streams import HotStream
 from ._common import Config, SuiteResult, interleaved, ratio_per_repeat, summary
 from ._frames import tick_frames, vendor_adapter
@@ -127,9 +128,11 @@ def _emit_group(shape: str, frames: list[str]) -> Group:
 
 
 def _path_group(shape: str, frames: list[str]) -> Group:
-    decode = p.decode_unchecked  # what Session._read_loop calls
+    decode = p.decode_unchecked  # what the signaling read loop calls
     session = Session("ws://127.0.0.1:9", api_key="bench-key", model="mirage_v2")
-    dispatch = session._dispatch  # the read loop's own call, stream by stream
+    # The session's own routing for ticks: the read loop inlines FrameRouter.route.
+    handlers: dict[type, Callable[[Any], None]] = {p.GenerationTick: session.generation_ticks.emit}
+    dispatch = FrameRouter(handlers, session.messages, session.errors).route
 
     messages: Subject[Any] = Subject()
     ticks: Subject[Any] = Subject()
@@ -150,7 +153,7 @@ def _path_group(shape: str, frames: list[str]) -> Group:
     limit_list, limit_sinks = _callbacks(shape)
 
     sinks = {
-        "ours: decode + Session._dispatch": _rx_attach(session.generation_ticks, shape),
+        "ours: decode + FrameRouter.route": _rx_attach(session.generation_ticks, shape),
         "msgspec + Subject streams": _rx_attach(ticks, shape),
         "pydantic + callback list": cb_sinks,
         "limit: tick decoder + callback list": limit_sinks,
@@ -193,7 +196,7 @@ def _path_group(shape: str, frames: list[str]) -> Group:
         return loops * len(frames)
 
     bodies: dict[str, Callable[[int], int]] = {
-        "ours: decode + Session._dispatch": ours,
+        "ours: decode + FrameRouter.route": ours,
         "msgspec + Subject streams": with_subjects,
         "pydantic + callback list": with_pydantic,
         "limit: tick decoder + callback list": at_limit,
@@ -250,7 +253,7 @@ def run(config: Config) -> SuiteResult:
                     "our stream's overhead over the bare floor (1.0 = none)",
                 )
             else:
-                ours = times["ours: decode + Session._dispatch"]
+                ours = times["ours: decode + FrameRouter.route"]
                 for other in (
                     "pydantic + callback list",
                     "msgspec + Subject streams",

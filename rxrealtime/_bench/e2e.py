@@ -6,11 +6,11 @@ signaling socket. Two clients, alternating within each repeat:
 * **bare**: an aiohttp ``ws_connect`` and a ``while``/``await ws.receive()`` loop (faster
   than ``async for``, whose ``__anext__`` adds a frame per message) that counts and
   discards frames: the limit of any client built on aiohttp;
-* **ours**: a real :class:`~rxrealtime.Session` whose link is opened socket-only (the
-  session's own ``_open_socket`` and ``_read_loop``, no peer connection), so every frame
-  takes the production path read loop -> decode -> ``_dispatch`` -> ``generation_ticks``
-  -> a subscriber. The peer connection is left out because its video would compete for
-  the CPU and blur the figure; the scale suite measures full sessions.
+* **ours**: a real :class:`~rxrealtime.Session` connected with ``transport="none"``
+  (signaling only, no peer connection), so every frame takes the production path:
+  the signaling read loop -> decode -> routing -> ``generation_ticks`` -> a subscriber.
+  The peer connection is left out because its video would compete for the CPU and
+  blur the figure; the scale suite measures full sessions.
 
 Throughput: ``n`` frames sent back to back; frames/s = n / (last frame at the subscriber -
 first frame sent). The client's CPU per frame (process time over the flood) is reported
@@ -28,9 +28,8 @@ from typing import Any
 import aiohttp
 
 from .. import protocol as p
-from ..exceptions import SessionClosed
-from ..session import Session, _Link
-from ..transport import build_url
+from ..session import Session
+from ..urls import build_url
 from ._common import Config, SuiteResult, percentile, ratio_per_repeat, summary
 from ._server import ServerProcess
 
@@ -90,10 +89,10 @@ class _Bare:
 
 
 class _Ours:
-    """A real Session, socket-only link, one subscriber on ``generation_ticks``."""
+    """A real Session, signaling only, one subscriber on ``generation_ticks``."""
 
     def __init__(self, url: str, api_key: str) -> None:
-        self.session = Session(url, api_key=api_key, stats_interval_s=None)
+        self.session = Session(url, api_key=api_key, stats_interval_s=None, transport="none")
         self.box = _Box()
 
     async def open(self) -> None:
@@ -107,18 +106,13 @@ class _Ours:
                 box.done.set_result(clock())
 
         self.session.generation_ticks.subscribe(on_tick)
-        self.link = _Link()
-        self.session._link = self.link
-        await self.session._open_socket(self.link)
-        self.link.spawn(self.session._read_loop(self.link))
+        await self.session.connect()
 
     def latencies(self) -> list[float]:
         assert self.box.record is not None
         return [(t - sent) / 1e3 for t, sent in self.box.record]
 
     async def close(self) -> None:
-        await self.session._close_link(self.link, SessionClosed("benchmark done"))
-        self.session._link = None
         await self.session.disconnect()
 
 
@@ -231,7 +225,8 @@ def run(config: Config) -> SuiteResult:
         method=(
             "embedded server in a child process floods generation_tick frames (send time in "
             "`seconds`) over one loopback WebSocket; per repeat the bare aiohttp loop and a "
-            "socket-only Session (real _read_loop -> decode -> _dispatch -> 1 subscriber) run "
+            "signaling-only Session (transport='none': real read loop -> decode -> routing "
+            "-> 1 subscriber) run "
             "in alternating order: a warm-up flood, a measured flood, then frames paced 1 ms "
             "apart for latency."
         ),
