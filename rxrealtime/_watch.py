@@ -1,4 +1,4 @@
-"""``rxrealtime watch``: any PROTOCOL.md server, live view, metrics, billing summary.
+"""``rxrealtime watch``: any docs/protocol.md server, live view, metrics, billing summary.
 
 Kept out of ``cli.py`` so the command is a plain coroutine that tests and other programs
 can run; ``cli.py`` only parses arguments and prints the summary.

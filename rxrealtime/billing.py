@@ -26,7 +26,7 @@ idempotent until the next tick, so a reset announced twice (``reconnecting`` the
 ``session_started``) does not double count.
 
 This module sits below :mod:`rxrealtime.operators` (whose billing operators use the same
-clock) and below the session: it needs only the protocol structs and reactivex.
+clock) and below the session: it imports only :mod:`rxrealtime.exceptions` and reactivex.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Catch :class:`RealtimeError` for all of them, or a precise subclass::
 
     RealtimeError
-    ├── ProtocolError          a frame that breaks PROTOCOL.md (bad JSON, unknown type,
+    ├── ProtocolError          a frame that breaks docs/protocol.md (bad JSON, unknown type,
     │                          wrong field type, binary, oversized); the session goes on
     ├── ServerError            an ``error`` frame sent by the server
     │   └── AuthError          a permanent one (invalid api key, unauthorized, ...): never retried
@@ -41,7 +41,7 @@ __all__ = [
     "SubscriberError",
 ]
 
-#: Substrings (lower case) that make a server error permanent, as PROTOCOL.md lists them.
+#: Substrings (lower case) that make a server error permanent, as docs/protocol.md lists them.
 PERMANENT_ERROR_MARKERS = (
     "invalid api key",
     "unauthorized",
@@ -70,7 +70,7 @@ class RealtimeError(Exception):
 
 
 class ProtocolError(RealtimeError):
-    """A frame that does not follow PROTOCOL.md.
+    """A frame that does not follow docs/protocol.md.
 
     ``reason`` says what is wrong; ``frame`` is a truncated copy of the offending frame
     (at most 200 characters) so that a log line never carries a whole oversized payload.
@@ -151,7 +151,7 @@ class InvalidToken(ConfigError):
 
 
 def is_permanent_error(message: str) -> bool:
-    """Whether a server error text means "never retry" under PROTOCOL.md."""
+    """Whether a server error text means "never retry" under docs/protocol.md."""
     lowered = message.lower()
     return any(marker in lowered for marker in PERMANENT_ERROR_MARKERS)
 

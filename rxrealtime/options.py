@@ -44,7 +44,7 @@ class IceServer(BaseModel):
 
 
 class ReconnectPolicy(BaseModel):
-    """Exponential backoff after an unexpected loss (PROTOCOL.md's production defaults)."""
+    """Exponential backoff after an unexpected loss (docs/protocol.md's production defaults)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

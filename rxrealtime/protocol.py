@@ -1,4 +1,4 @@
-"""The wire protocol of PROTOCOL.md as msgspec tagged structs: pure, no I/O.
+"""The wire protocol of docs/protocol.md as msgspec tagged structs: pure, no I/O.
 
 The two unions below *are* the protocol tables. The client, the embedded server, the
 tests, the fuzzers and the benchmarks all share these structs and the two module-level
@@ -98,7 +98,7 @@ class PromptMessage(_Frame, frozen=True, tag="prompt", gc=False):
 
 class SetImageMessage(_Frame, frozen=True, tag="set_image", omit_defaults=True, gc=False):
     # ``image_data`` has no default, so it is always sent, as null to clear the image;
-    # the optional fields are omitted rather than sent as null (PROTOCOL.md).
+    # the optional fields are omitted rather than sent as null (docs/protocol.md).
     image_data: str | None
     prompt: str | None = None
     enhance_prompt: bool | None = None
@@ -247,7 +247,7 @@ _token_decoder = msgspec.json.Decoder(SubscribeTarget)
 
 
 def make_subscribe_token(session_id: str, server_ip: str, server_port: int) -> str:
-    """``urlsafe_base64(json({"sid", "ip", "port"}))`` as PROTOCOL.md defines it."""
+    """``urlsafe_base64(json({"sid", "ip", "port"}))`` as docs/protocol.md defines it."""
     payload = _encoder.encode(SubscribeTarget(sid=session_id, ip=server_ip, port=server_port))
     return base64.urlsafe_b64encode(payload).decode("ascii")
 

@@ -1,5 +1,5 @@
 """Faults injected by the embedded server, one test per switch: the typed error shows up
-on ``errors``, the session recovers or ends as PROTOCOL.md says, and billing is exact."""
+on ``errors``, the session recovers or ends as docs/protocol.md says, and billing is exact."""
 
 from __future__ import annotations
 
