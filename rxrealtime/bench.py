@@ -7,6 +7,7 @@ installed package can run them; ``python -m benchmarks`` in the repository and
 
 from __future__ import annotations
 
+from ._bench._common import Config
 from ._bench.runner import SUITES, add_arguments, main, run_from_args, run_suites
 
-__all__ = ["SUITES", "add_arguments", "main", "run_from_args", "run_suites"]
+__all__ = ["SUITES", "Config", "add_arguments", "main", "run_from_args", "run_suites"]

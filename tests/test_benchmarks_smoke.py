@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from rxrealtime import cli
-from rxrealtime._bench._common import Config
-from rxrealtime.bench import run_suites
+from rxrealtime.bench import Config, run_suites
 
 
 def _check_doc(doc: dict, out: Path) -> None:
