@@ -28,7 +28,10 @@ import json
 import sys
 import time
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..server import EmbeddedServer
 
 __all__ = ["ServerProcess"]
 
@@ -38,16 +41,12 @@ async def _serve(settings: dict[str, Any]) -> None:
     from ..server import ServerSession, serve_embedded
 
     tick_log: list[tuple[str, int, int]] = []
-    original = ServerSession.send
 
-    async def logged_send(self: ServerSession, message: p.ServerMessage) -> Any:
-        # Stamp billing ticks as they leave (every frame to the client goes through
-        # ``send``), to measure tick latency and loss on the client's side.
+    def log_tick(session: ServerSession, message: p.ServerMessage) -> None:
+        # Stamp billing ticks as they leave, to measure tick latency and loss on the
+        # client's side.
         if type(message) is p.GenerationTick:
-            tick_log.append((self.id, message.seconds, time.monotonic_ns()))
-        return await original(self, message)
-
-    ServerSession.send = logged_send  # type: ignore[method-assign,assignment]
+            tick_log.append((session.id, message.seconds, time.monotonic_ns()))
 
     loop = asyncio.get_running_loop()
     stdin = asyncio.StreamReader()
@@ -58,6 +57,7 @@ async def _serve(settings: dict[str, Any]) -> None:
         sys.stdout.flush()
 
     async with serve_embedded(**settings) as server:
+        server.on_send.append(log_tick)
         reply("ready", server.url, server.api_key)
         while line := await stdin.readline():
             command, *args = json.loads(line)
@@ -82,7 +82,7 @@ async def _serve(settings: dict[str, Any]) -> None:
                 tick_log.clear()
 
 
-async def _flood(server: Any, n: int, chunk: int = 500) -> tuple[int, int]:
+async def _flood(server: EmbeddedServer, n: int, chunk: int = 500) -> tuple[int, int]:
     """Write ``n`` tick frames to the one open session, far faster than any client reads.
 
     ``send_str`` costs the server about as much per frame as receiving costs the client,
@@ -91,7 +91,9 @@ async def _flood(server: Any, n: int, chunk: int = 500) -> tuple[int, int]:
     transport, ``chunk`` at a time, each chunk stamped with its send time.
     """
     (session,) = server.sessions.values()
-    transport = session.ws._writer.transport
+    transport = session.transport
+    if transport is None:
+        raise RuntimeError("the session has no transport to flood")
     clock = time.monotonic_ns
     first = clock()
     for start in range(0, n, chunk):

@@ -1,0 +1,269 @@
+"""The reference server's two kinds of client: a streaming session, or a viewer of one.
+
+A :class:`ServerSession` owns a prompt, the generated video and the billing clock; a
+:class:`ViewerSession` only receives what one session generates and announces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from aiortc import MediaStreamTrack, RTCPeerConnection
+
+from .. import protocol as p
+from ..media import SyntheticTrack
+from ..options import MAX_PROMPT_CHARS
+from .clock import TickLedger, run_billing_clock
+from .peer import ServerPeer
+from .video import GeneratedTrack, prompt_tint
+
+if TYPE_CHECKING:
+    from .app import EmbeddedServer
+
+__all__ = ["SendObserver", "ServerSession", "ViewerSession"]
+
+SendObserver = Callable[["ServerSession", p.ServerMessage], None]
+"""Told of each frame a streaming session sends its client, just before it is written."""
+
+
+class ServerSession(ServerPeer):
+    """A streaming client's server session: prompt, generated video and billing clock."""
+
+    def __init__(
+        self,
+        server: EmbeddedServer,
+        ws: web.WebSocketResponse,
+        model: str,
+        transport: asyncio.Transport | None = None,
+    ) -> None:
+        super().__init__(server, ws)
+        self.id = uuid.uuid4().hex
+        self.model = model
+        self.transport = transport
+        """The request's TCP transport: what a dropped network closes."""
+        self.prompt = ""
+        self.tint = prompt_tint("")
+        self.image: bytes | None = None
+        self.ledger = TickLedger()
+        self.output: GeneratedTrack | None = None
+        self.viewers: set[ViewerSession] = set()
+        self._clock: asyncio.Task[None] | None = None
+        self._starter: asyncio.Task[None] | None = None
+        self._timers: list[asyncio.Task[None]] = []
+        self._started = False
+        self._ending = False
+
+    @property
+    def session_id(self) -> str:
+        return self.id
+
+    @property
+    def billed(self) -> int:
+        return self.ledger.billed
+
+    @property
+    def ticks(self) -> int:
+        return self.ledger.ticks
+
+    @property
+    def generation_started(self) -> bool:
+        """Whether the first frame was generated (``generation_started`` is then due)."""
+        return self._started
+
+    async def send(self, message: p.ServerMessage) -> bool:
+        for observer in self.server.on_send:
+            observer(self, message)
+        return await super().send(message)
+
+    async def broadcast(self, message: p.ServerMessage) -> bool:
+        """Send an event to the client and to every view-only subscriber.
+
+        True if the client itself got it (viewers come and go; they do not count).
+        """
+        delivered = await self.send(message)
+        for viewer in list(self.viewers):
+            await viewer.send(message)
+        return delivered
+
+    async def handle(self, frame: p.ClientMessage) -> None:
+        if isinstance(frame, p.PromptMessage):
+            await self.on_prompt(frame)
+        elif isinstance(frame, p.SetImageMessage):
+            await self.on_set_image(frame)
+        else:
+            await super().handle(frame)
+
+    async def _ack_fault(self) -> str | None:
+        """Apply the ack faults; the error text to reject with, if any."""
+        faults = self.server.faults
+        if faults.ack_delay_s:
+            await asyncio.sleep(faults.ack_delay_s)
+        return "rejected by fault injection" if faults.fail_acks else None
+
+    async def on_prompt(self, frame: p.PromptMessage) -> None:
+        text = frame.prompt
+        if (error := await self._ack_fault()) is not None:
+            await self.send(p.PromptAck(prompt=text, success=False, error=error))
+            return
+        if not text.strip() or len(text) > MAX_PROMPT_CHARS:
+            error = f"prompt must be 1 to {MAX_PROMPT_CHARS} characters"
+            await self.send(p.PromptAck(prompt=text, success=False, error=error))
+            return
+        self.prompt, self.tint = text, prompt_tint(text)
+        await self.send(p.PromptAck(prompt=text, success=True, error=None))
+
+    async def on_set_image(self, frame: p.SetImageMessage) -> None:
+        if (error := await self._ack_fault()) is not None:
+            await self.send(p.SetImageAck(success=False, error=error))
+            return
+        if frame.image_data is None:
+            self.image = None
+        else:
+            try:
+                self.image = base64.b64decode(frame.image_data, validate=True)
+            except (binascii.Error, ValueError):
+                await self.send(p.SetImageAck(success=False, error="image_data is not base64"))
+                return
+        if frame.prompt:
+            self.prompt, self.tint = frame.prompt, prompt_tint(frame.prompt)
+        await self.send(p.SetImageAck(success=True, error=None))
+
+    async def on_offer(self, sdp: str) -> None:
+        def attach(pc: RTCPeerConnection) -> Callable[[], None]:
+            received: list[MediaStreamTrack] = []
+
+            @pc.on("track")
+            def on_track(track: MediaStreamTrack) -> None:
+                if track.kind == "video" and not received:
+                    received.append(track)
+                    self._set_output(pc, track)
+
+            def after_remote() -> None:
+                # A receive-only client (no video of its own): generate from the prompt alone.
+                if not received:
+                    self._set_output(pc, SyntheticTrack())
+
+            return after_remote
+
+        await self.negotiate(sdp, attach)
+
+    def _set_output(self, pc: RTCPeerConnection, source: MediaStreamTrack) -> None:
+        if self.output is not None:  # a new offer (ice-restart) replaces the old output
+            self.output.stop()
+        self.output = GeneratedTrack(source, self)
+        pc.addTrack(self.server.relay.subscribe(self.output, buffered=False))
+
+    def on_frame(self) -> None:
+        if not self._started:
+            self._started = True
+            self._starter = asyncio.ensure_future(self._start_generation())
+
+    async def _start_generation(self) -> None:
+        await self.broadcast(p.GenerationStarted())
+        server = self.server
+        self._clock = asyncio.ensure_future(
+            run_billing_clock(self, self.ledger, server.settings, server.count)
+        )
+        faults = server.faults
+        if faults.drop_socket_after_s is not None and server.take_drop():
+            self.ledger.drop_due = asyncio.get_running_loop().time() + faults.drop_socket_after_s
+        if faults.close_peer_after_s is not None and server.take_drop():
+            self._later(faults.close_peer_after_s, self._close_peer)
+        if faults.ice_restart_after_s is not None and not server.counters.get("ice_restarts"):
+            server.count("ice_restarts")
+            self._later(faults.ice_restart_after_s, self._send_ice_restart)
+
+    def _later(self, delay: float, action: Callable[[], Awaitable[None]]) -> None:
+        async def run() -> None:
+            await asyncio.sleep(delay)
+            await action()
+
+        self._timers.append(asyncio.ensure_future(run()))
+
+    def drop(self) -> None:
+        """Ask for a dropped network at the next tick (drops happen on tick boundaries)."""
+        self.ledger.drop_due = 0.0
+
+    def drop_socket(self) -> None:
+        """A dropped connection: TCP ends without a WebSocket close, nothing more is sent.
+
+        ``close()`` rather than ``abort()``: what was written before still arrives, as
+        on a real network, where an RST racing in-flight data is a kernel artefact that
+        would make "no tick lost" untestable.
+        """
+        self.server.count("socket_drops")
+        if self.transport is not None:
+            self.transport.close()
+
+    async def _close_peer(self) -> None:
+        self.server.count("peer_closes")
+        if self.pc is not None:
+            await self.pc.close()
+
+    async def _send_ice_restart(self) -> None:
+        turn = p.TurnConfig(username="rxrealtime", credential="turn-secret",
+                            server_url=self.server.faults.turn_url)  # fmt: skip
+        await self.send(p.IceRestart(turn_config=turn))
+
+    async def end(self, reason: str, error: str | None = None) -> None:
+        """End generation on the server's initiative and close the session."""
+        if self._ending:
+            return
+        self._ending = True
+        if error:
+            await self.broadcast(p.ErrorMessage(error=error))
+        await self.broadcast(p.GenerationEnded(seconds=self.billed, reason=reason))
+        await self.ws.close()
+
+    async def close(self) -> None:
+        tasks = [t for t in (self._clock, self._starter, *self._timers) if t is not None]
+        current = asyncio.current_task()
+        for task in tasks:
+            if task is not current:
+                task.cancel()
+        try:
+            await asyncio.gather(*(t for t in tasks if t is not current), return_exceptions=True)
+        finally:  # recorded even if this close is itself cancelled
+            self.server.billed_by_session[self.id] = self.billed
+        for viewer in list(self.viewers):
+            await viewer.close()
+        if self.output is not None:
+            self.output.stop()
+        await super().close()
+
+
+class ViewerSession(ServerPeer):
+    """A view-only subscriber: receives a session's generated video and its events."""
+
+    def __init__(
+        self, server: EmbeddedServer, ws: web.WebSocketResponse, target: ServerSession
+    ) -> None:
+        super().__init__(server, ws)
+        self.target = target
+
+    @property
+    def session_id(self) -> str:
+        return self.target.id
+
+    async def on_offer(self, sdp: str) -> None:
+        def attach(pc: RTCPeerConnection) -> Callable[[], None]:
+            def after_remote() -> None:
+                if self.target.output is not None:
+                    pc.addTrack(self.server.relay.subscribe(self.target.output, buffered=False))
+
+            return after_remote
+
+        if not await self.negotiate(sdp, attach):
+            return
+        if self.target.generation_started:
+            await self.send(p.GenerationStarted())
+
+    async def close(self) -> None:
+        self.target.viewers.discard(self)
+        await super().close()
