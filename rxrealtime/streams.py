@@ -155,7 +155,11 @@ class HotStream(Observable[T], Generic[T]):
         )
 
     async def next(self, timeout: float | None = None) -> T:
-        """The next value of the stream (for a state stream: its current value)."""
+        """The next value of the stream (for a state stream: its current value).
+
+        Raises :class:`~rxrealtime.SessionClosed` if the stream completes first and the
+        builtin ``TimeoutError`` after ``timeout`` seconds (see :func:`next_value`).
+        """
         return await next_value(self, timeout=timeout)
 
 
@@ -223,8 +227,10 @@ def values(source: Observable[T]) -> AsyncIterator[T]:
 async def next_value(source: Observable[T], timeout: float | None = None) -> T:
     """Await the next value of any observable.
 
-    Raises :class:`~rxrealtime.SessionClosed` if it completes first and ``TimeoutError``
-    after ``timeout`` seconds.
+    Raises :class:`~rxrealtime.SessionClosed` if it completes first, the source's own
+    error if it fails first, and the builtin ``TimeoutError`` after ``timeout`` seconds on
+    every supported Python (on 3.10 ``asyncio.wait_for`` raises ``asyncio.TimeoutError``,
+    a different class there, which is converted).
     """
     future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
 
@@ -243,5 +249,9 @@ async def next_value(source: Observable[T], timeout: float | None = None) -> T:
     subscription = source.subscribe(on_next, on_error, on_completed)
     try:
         return await asyncio.wait_for(future, timeout)
+    except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
+        if not future.cancelled():
+            raise  # the source's own error (say an AckTimeout), not our timeout
+        raise TimeoutError(f"no value within {timeout} s") from None
     finally:
         subscription.dispose()
