@@ -1,10 +1,12 @@
 # Two commands set everything up: `make demo` and `make test`.
+# `make test-matrix` also runs the suite on every CPython 3.10-3.13 found here and on the
+# dependency floors (constraints/floor.txt); see tools/matrix.py. MATRIX="3.10 floor" picks entries.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test test-matrix lint typecheck unit bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +34,10 @@ unit: $(VENV)/.installed-dev
 
 test: lint typecheck unit
 
+MATRIX ?=
+test-matrix:
+	$(PYTHON) tools/matrix.py $(MATRIX)
+
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[dev,bench]'
 	touch $@ $(VENV)/.installed-dev $(VENV)/.installed
@@ -40,4 +46,4 @@ bench: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-matrix .pytest_cache .mypy_cache .ruff_cache .hypothesis

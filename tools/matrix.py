@@ -1,0 +1,302 @@
+#!/usr/bin/env python3
+"""``make test-matrix``: the pytest suite on every CPython we claim, and on our floors.
+
+Entries (run one after the other, each in its own venv under ``.venv-matrix/<name>/``):
+
+* ``3.10`` ... ``3.13``: that CPython with the newest releases of everything;
+* ``floor``: the lowest Python (3.10) with the direct runtime dependencies pinned to
+  their ``>=`` floors from ``constraints/floor.txt`` (dev tools stay at their newest).
+
+An interpreter is ``python3.X`` on PATH if it runs (a pyenv shim of a version that is not
+selected does not), else the newest ``$PYENV_ROOT/versions/3.X.N`` (``~/.pyenv``). A
+missing one is reported ``absent`` and is no failure; any ``failed`` entry (install
+failure, failing tests, or pytest's exit code 5: no tests collected) makes the exit
+status 1. A venv is kept between runs and rebuilt from scratch only when pyproject.toml,
+the constraints file or the interpreter changed (the stamp is ``<venv>/.installed``).
+
+Lint and type checks are not repeated here: ``make test`` runs them once, and also runs
+the whole suite, including the tests deselected here (see ``DESELECT``) unless ``--full``.
+
+Usage: ``tools/matrix.py [--full] [ENTRY ...] [-- PYTEST_ARGS ...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MATRIX_DIR = ROOT / ".venv-matrix"
+SUMMARY = MATRIX_DIR / "summary.txt"
+FLOOR_CONSTRAINTS = "constraints/floor.txt"
+
+# name -> (minor version, constraints file or None)
+ENTRIES: dict[str, tuple[str, str | None]] = {
+    "3.10": ("3.10", None),
+    "3.11": ("3.11", None),
+    "3.12": ("3.12", None),
+    "3.13": ("3.13", None),
+    "floor": ("3.10", FLOOR_CONSTRAINTS),
+}
+
+# The slow soak, fuzz and benchmark tests: `make test` runs them on the default
+# interpreter; the matrix entries skip them to keep CI short (`--full` runs them too).
+# They exercise load and timing, not interpreter or dependency differences.
+DESELECT: list[str] = [
+    "tests/test_soak.py",
+    "tests/test_server_fuzz.py",
+    "tests/test_benchmarks_smoke.py",
+]
+
+ENTRY_TIMEOUT_S = 30 * 60  # a hung entry fails instead of hanging CI
+
+PROBE = (
+    "import sys, venv, ensurepip; print(sys.executable); print('%d.%d.%d' % sys.version_info[:3])"
+)
+
+
+@dataclass
+class Interpreter:
+    path: str
+    version: str  # e.g. "3.10.13"
+
+
+@dataclass
+class Result:
+    name: str
+    label: str
+    status: str  # passed | failed | absent
+    detail: str
+    setup_s: float = 0.0
+    test_s: float = 0.0
+
+    @property
+    def line(self) -> str:
+        return f"matrix: {self.label} {self.status} ({self.detail})"
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def probe(candidate: str, minor: str) -> Interpreter | None:
+    try:
+        out = subprocess.run(
+            [candidate, "-c", PROBE],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = out.stdout.split()
+    if out.returncode != 0 or len(lines) != 2 or not lines[1].startswith(minor + "."):
+        return None
+    return Interpreter(path=lines[0], version=lines[1])
+
+
+def _patch(path: str) -> int:
+    match = re.search(r"\.(\d+)$", os.path.basename(os.path.dirname(os.path.dirname(path))))
+    return int(match.group(1)) if match else -1
+
+
+def find_python(minor: str) -> Interpreter | None:
+    candidates: list[str] = []
+    on_path = shutil.which(f"python{minor}")
+    if on_path:
+        candidates.append(on_path)
+    pyenv_root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    pattern = os.path.join(pyenv_root, "versions", f"{minor}.*", "bin", f"python{minor}")
+    # 3.X.N only: no 3.13.0t (free-threaded), 3.12-dev, or virtualenvs named like one.
+    found = [
+        p
+        for p in glob.glob(pattern)
+        if re.fullmatch(re.escape(minor) + r"\.\d+", Path(p).parents[1].name)
+    ]
+    candidates += sorted(found, key=_patch, reverse=True)
+    for candidate in candidates:
+        interpreter = probe(candidate, minor)
+        if interpreter is not None:
+            return interpreter
+    return None
+
+
+def stamp_for(interpreter: Interpreter, constraints: str | None) -> str:
+    digest = hashlib.sha256()
+    digest.update(f"{interpreter.path}\n{interpreter.version}\n".encode())
+    digest.update((ROOT / "pyproject.toml").read_bytes())
+    if constraints:
+        digest.update(b"\0constraints\0" + (ROOT / constraints).read_bytes())
+    return digest.hexdigest()
+
+
+def venv_env(venv: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("PYTHONHOME", None)
+    env.pop("PYTHONPATH", None)
+    env["VIRTUAL_ENV"] = str(venv)
+    # Tests that start `rxrealtime` or `python` by name must get this venv's.
+    env["PATH"] = str(venv / "bin") + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def ensure_venv(name: str, interpreter: Interpreter, constraints: str | None) -> bool:
+    """Create and install the entry's venv unless its stamp says it is current."""
+    venv = MATRIX_DIR / name
+    python = venv / "bin" / "python"
+    stamp_file = venv / ".installed"
+    stamp = stamp_for(interpreter, constraints)
+    if python.exists() and stamp_file.exists() and stamp_file.read_text().strip() == stamp:
+        log(f"[{name}] venv up to date ({venv.relative_to(ROOT)})")
+        return True
+    log(f"[{name}] creating {venv.relative_to(ROOT)} with Python {interpreter.version}")
+    stamp_file.unlink(missing_ok=True)
+    subprocess.run([interpreter.path, "-m", "venv", "--clear", str(venv)], check=True)
+    install = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    install += ["-e", ".[dev]"]
+    if constraints:
+        install += ["-c", constraints]
+    log(f"[{name}] {' '.join(install[1:])}")
+    if subprocess.run(install, cwd=ROOT, env=venv_env(venv), check=False).returncode != 0:
+        return False
+    stamp_file.write_text(stamp + "\n")
+    return True
+
+
+def report_versions(name: str, venv: Path, constraints: str) -> None:
+    names = []
+    for raw in (ROOT / constraints).read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            names.append(re.split(r"[<>=!~ ;\[]", line, maxsplit=1)[0])
+    code = (
+        "import sys\nfrom importlib.metadata import version\n"
+        "print(', '.join(f'{n} {version(n)}' for n in sys.argv[1:]))"
+    )
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", code, *names],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    log(f"[{name}] installed: {out.stdout.strip() or out.stderr.strip()}")
+
+
+def junit_counts(path: Path) -> dict[str, int] | None:
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return None
+    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+    counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    for suite in suites:
+        for key in counts:
+            counts[key] += int(suite.get(key, 0))
+    return counts
+
+
+def run_entry(name: str, full: bool, pytest_args: list[str]) -> Result:
+    minor, constraints = ENTRIES[name]
+    interpreter = find_python(minor)
+    if interpreter is None:
+        pyenv = os.environ.get("PYENV_ROOT") or "~/.pyenv"
+        return Result(name, name, "absent", f"no python{minor} on PATH nor in {pyenv}/versions")
+    label = interpreter.version if constraints is None else f"{name} (Python {interpreter.version})"
+    log(f"\n===== matrix entry {name}: {interpreter.path} ({interpreter.version}) =====")
+    venv = MATRIX_DIR / name
+    start = time.monotonic()
+    try:
+        installed = ensure_venv(name, interpreter, constraints)
+    except subprocess.CalledProcessError as exc:
+        log(f"[{name}] venv creation failed: {exc}")
+        installed = False
+    setup_s = time.monotonic() - start
+    if not installed:
+        return Result(name, label, "failed", f"install failed, {setup_s:.0f} s", setup_s)
+    if constraints:
+        report_versions(name, venv, constraints)
+
+    junit = venv / "junit.xml"
+    junit.unlink(missing_ok=True)
+    command = [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    command += [f"--junitxml={junit}"]
+    if not full:
+        command += [f"--deselect={node}" for node in DESELECT]
+    command += pytest_args
+    log(f"[{name}] {' '.join(command[1:])}")
+    start = time.monotonic()
+    try:
+        code = subprocess.run(
+            command, cwd=ROOT, env=venv_env(venv), timeout=ENTRY_TIMEOUT_S, check=False
+        ).returncode
+    except subprocess.TimeoutExpired:
+        code = None
+    test_s = time.monotonic() - start
+    timing = f"{test_s:.0f} s" + (f", setup {setup_s:.0f} s" if setup_s >= 1 else "")
+
+    counts = junit_counts(junit) or {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    ran = counts["tests"] - counts["skipped"]
+    skipped = f", {counts['skipped']} skipped" if counts["skipped"] else ""
+    if code is None:
+        return Result(name, label, "failed", f"timed out after {timing}", setup_s, test_s)
+    if code == 0 and ran > 0:
+        return Result(name, label, "passed", f"{ran} tests{skipped}, {timing}", setup_s, test_s)
+    if code == 5 or ran == 0:
+        why = "no tests collected (pytest exit 5)" if code == 5 else "no test ran"
+        return Result(name, label, "failed", f"{why}, {timing}", setup_s, test_s)
+    bad = []
+    if counts["failures"]:
+        bad.append(f"{counts['failures']} failed")
+    if counts["errors"]:
+        bad.append(f"{counts['errors']} errors")
+    what = " and ".join(bad) or f"pytest exit {code}"
+    return Result(
+        name, label, "failed", f"{what} of {ran} tests{skipped}, {timing}", setup_s, test_s
+    )
+
+
+def main(argv: list[str]) -> int:
+    pytest_args: list[str] = []
+    if "--" in argv:
+        split = argv.index("--")
+        argv, pytest_args = argv[:split], argv[split + 1 :]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("entries", nargs="*", help=f"default: all of {', '.join(ENTRIES)}")
+    parser.add_argument("--full", action="store_true", help="do not deselect slow tests")
+    args = parser.parse_args(argv)
+    names = args.entries or list(ENTRIES)
+    unknown = [n for n in names if n not in ENTRIES]
+    if unknown:
+        parser.error(f"unknown entries {unknown}; choose from {list(ENTRIES)}")
+
+    MATRIX_DIR.mkdir(exist_ok=True)
+    start = time.monotonic()
+    results = [run_entry(name, args.full, pytest_args) for name in names]
+    total = time.monotonic() - start
+
+    failed = [r for r in results if r.status == "failed"]
+    passed = [r for r in results if r.status == "passed"]
+    absent = [r for r in results if r.status == "absent"]
+    lines = [r.line for r in results]
+    lines.append(
+        f"matrix total: {len(passed)} of {len(results)} entries passed, {len(failed)} failed,"
+        f" {len(absent)} absent, {total:.0f} s"
+    )
+    SUMMARY.write_text("\n".join(lines) + "\n")
+    log("\n" + "\n".join(lines))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
