@@ -1,13 +1,9 @@
 """The session's lifecycle as a pure state machine: events in, decisions out.
 
 Everything that decides what a session does lives here, and nothing here does it: no
-asyncio task, no socket, no clock. The shell (:mod:`rxrealtime.session`) feeds events
-(:class:`ConnectRequested`, :class:`LinkUp`, :class:`LinkDown`, :class:`FrameReceived`,
-:class:`TimerFired`, :class:`AckTimedOut`, :class:`DisconnectRequested`) and carries out
-the decisions it gets back (:class:`SetState`, :class:`Emit`, :class:`OpenLink`,
-:class:`CloseLink`, :class:`StartTimer`, :class:`CancelTimer`, :class:`SettleAck`,
-:class:`FailAck`, :class:`ConnectFinished`, :class:`CloseForGood`). Every rule is
-therefore tested by feeding events and reading decisions (``tests/test_core.py``).
+asyncio task, no socket, no clock. The shell (:mod:`rxrealtime.shell`) feeds the events
+of :mod:`rxrealtime.events` and carries out the decisions it gets back, so every rule
+is tested by feeding events and reading decisions (``tests/test_core.py``).
 
 The rules, in one place:
 
@@ -21,8 +17,9 @@ The rules, in one place:
 * Transient failures are retried: the first connect tries ``1 + max_attempts`` times
   (no wait before the first) within ``connect_timeout_s`` overall; after an established
   link is lost, ``max_attempts`` reconnects, each after its backoff delay and each
-  within ``connect_timeout_s``. Permanent errors (:func:`retryable`) are never retried,
-  nor is a link whose server ended generation (``generation_ended``).
+  within ``connect_timeout_s``, and never more than the reconnect budget allows within
+  its window. Permanent errors (:func:`retryable`) are never retried, nor is a link
+  whose server ended generation (``generation_ended``).
 * A session that nothing will revive is closed for good: its streams complete.
 * ``session_started`` is announced once per link (an ICE restart's repeated
   ``session_id`` is the same server session, and billing operators take
@@ -76,7 +73,7 @@ from .exceptions import (
     SessionClosed,
     server_error,
 )
-from .policy import CoreConfig, retryable
+from .policy import CoreConfig, ReconnectBudget, retryable
 
 __all__ = [
     "TRANSITIONS",
@@ -164,6 +161,7 @@ class SessionCore:
         self.prompt: tuple[str, bool] | None = None
         self.image: str | None = None
         self.acks = AckBook()
+        self._budget = ReconnectBudget(self.config.reconnect_budget, self.config.reconnect_window_s)
         self._link: _Link | None = None
         self._links = 0
         self._attempts: list[float] = []  # the waits before each attempt of this round
@@ -270,11 +268,18 @@ class SessionCore:
             self._publish(event.error)
         self._drop_link(event.error)
         self._attempts = list(self.config.reconnect_delays)
-        if retryable(event.error) and link.ended is None and self._attempts:
+        if not (retryable(event.error) and link.ended is None and self._attempts):
+            self._close_for_good()
+        elif not self._budget.spend(event.at):
+            budget, window = self.config.reconnect_budget, self.config.reconnect_window_s
+            self._publish(ConnectionLost(
+                f"gave up reconnecting: more than {budget} links lost within {window:g} s "
+                "(the reconnect budget); the server keeps ending sessions"
+            ))  # fmt: skip
+            self._close_for_good()
+        else:
             self._set(S.RECONNECTING)
             self._next_attempt(1)
-        else:
-            self._close_for_good()
 
     def _timer(self, event: TimerFired) -> None:
         if event.timer == RETRY:
@@ -397,16 +402,13 @@ class SessionCore:
             self._out.append(StartTimer(ATTEMPT_DEADLINE, timeout, TimerFired(ATTEMPT_DEADLINE)))
         self._out.append(OpenLink(self._links, attempt, self.image, self.prompt))
 
-    def _drop_link(self, reason: RealtimeError | None = None, drain_s: float = 0.0) -> None:
+    def _drop_link(self, reason: RealtimeError, drain_s: float = 0.0) -> None:
         """Close the current link; its open requests fail with ``reason``."""
         link, self._link = self._link, None
-        if link is None:
-            return
-        self._out.append(CloseLink(link.id, drain_s))
-        failure = reason or ConnectionLost("the link was lost before the acknowledgement")
+        if link is not None:
+            self._out.append(CloseLink(link.id, drain_s))
         for ack in self.acks.drop_all():
-            self._out.append(CancelTimer(f"ack:{ack.id}"))
-            self._out.append(FailAck(ack.id, failure))
+            self._out += [CancelTimer(f"ack:{ack.id}"), FailAck(ack.id, reason)]
 
     def _fail_ack(self, ack: PendingAck, error: RealtimeError) -> None:
         self._publish(error)

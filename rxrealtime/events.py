@@ -85,10 +85,14 @@ class LinkUp(Event):
 
 @dataclass(frozen=True, slots=True)
 class LinkDown(Event):
-    """The link failed to open, or died: socket closed, media failed, bad answer..."""
+    """The link failed to open, or died: socket closed, media failed, bad answer...
+
+    ``at`` is when, on the shell's monotonic clock (for the reconnect budget).
+    """
 
     link: int
     error: RealtimeError
+    at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,12 +18,19 @@ Catch :class:`RealtimeError` for all of them, or a precise subclass::
         └── InvalidToken       a subscribe token that cannot be decoded
 
 Errors published on streams are values, never ``on_error``: one error never ends a stream.
-Messages never contain an API key; URLs in them are redacted.
+
+Secrets never reach an error's text: every argument of every error passes through
+:func:`redact_secrets`, which removes secret URL parameters and JSON fields and every
+secret registered with :func:`register_secret` (API keys, TURN credentials), whatever
+its letter case or URL encoding. A server that echoes a key back cannot make an error,
+an excerpt or a traceback show it.
 """
 
 from __future__ import annotations
 
 import re
+import threading
+from urllib.parse import quote
 
 __all__ = [
     "AckTimeout",
@@ -39,6 +46,8 @@ __all__ = [
     "ServerError",
     "SessionClosed",
     "SubscriberError",
+    "redact_secrets",
+    "register_secret",
 ]
 
 #: Substrings (lower case) that make a server error permanent, as docs/protocol.md lists them.
@@ -58,7 +67,10 @@ _SECRET_JSON = re.compile(r'("(?:api_key|credential|password)"\s*:\s*")[^"]*', r
 
 
 class RealtimeError(Exception):
-    """Base class of every rxrealtime error."""
+    """Base class of every rxrealtime error; its text arguments are redacted."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact_secrets(a) if isinstance(a, str) else a for a in args))
 
     def __eq__(self, other: object) -> bool:
         # Errors travel as values through streams; equal type and text is equal value,
@@ -77,7 +89,7 @@ class ProtocolError(RealtimeError):
     """
 
     def __init__(self, reason: str, frame: bytes | str | None = None) -> None:
-        self.reason = reason
+        self.reason = redact_secrets(reason)
         self.frame = excerpt(frame)
         super().__init__(reason, self.frame)
 
@@ -91,8 +103,8 @@ class ServerError(RealtimeError):
     """The server sent an ``error`` frame; ``message`` is its text."""
 
     def __init__(self, message: str) -> None:
-        self.message = message
-        super().__init__(message)
+        self.message = redact_secrets(message)
+        super().__init__(self.message)
 
     def __str__(self) -> str:
         return self.message
@@ -107,7 +119,18 @@ class AuthError(ServerError):
 
 
 class ConnectionLost(RealtimeError):
-    """The transport went away without the session asking for it."""
+    """The transport went away without the session asking for it.
+
+    ``code`` is the WebSocket close code when the signaling socket closed (``None`` for
+    a peer connection or a network failure); ``permanent`` says the server's close means
+    "do not come back" (a normal close, or an application code 4000-4999), so the
+    session does not reconnect.
+    """
+
+    def __init__(self, message: str, *, code: int | None = None, permanent: bool = False):
+        super().__init__(message)
+        self.code = code
+        self.permanent = permanent
 
 
 class ConnectTimeout(RealtimeError, TimeoutError):
@@ -131,7 +154,7 @@ class SubscriberError(RealtimeError):
         super().__init__(stream, repr(error))
 
     def __str__(self) -> str:
-        return f"subscriber of {self.stream!r} raised {self.error!r}"
+        return redact_secrets(f"subscriber of {self.stream!r} raised {self.error!r}")
 
 
 class SessionClosed(RealtimeError):
@@ -161,9 +184,36 @@ def server_error(message: str) -> ServerError:
     return AuthError(message) if is_permanent_error(message) else ServerError(message)
 
 
+#: Registered secrets shorter than this are only redacted as URL parameters or JSON
+#: fields: replacing every "k" of a text would garble it (and a real key is longer).
+MIN_SECRET_CHARS = 6
+
+_secrets: set[str] = set()
+_secret_pattern: re.Pattern[str] | None = None
+_lock = threading.Lock()
+
+
+def register_secret(secret: str | None) -> None:
+    """Never show ``secret`` in any error, excerpt or redacted text of this process.
+
+    Sessions register their API key, and TURN credentials as they learn them.
+    """
+    global _secret_pattern
+    if not secret or len(secret) < MIN_SECRET_CHARS or secret in _secrets:
+        return
+    with _lock:
+        _secrets.add(secret)
+        forms = {form for s in _secrets for form in (s, quote(s, safe=""))}
+        alternatives = sorted(forms, key=len, reverse=True)  # longest first
+        _secret_pattern = re.compile("|".join(map(re.escape, alternatives)), re.IGNORECASE)
+
+
 def redact_secrets(text: str) -> str:
-    """``text`` with secret URL parameters and JSON fields (keys, TURN credentials) as ``***``."""
-    return _SECRET_JSON.sub(r"\1***", _SECRET_QUERY.sub(r"\1***", text))
+    """``text`` without secrets: URL parameters and JSON fields named like secrets, and
+    every registered secret (any letter case, plain or URL-encoded), become ``***``."""
+    text = _SECRET_JSON.sub(r"\1***", _SECRET_QUERY.sub(r"\1***", text))
+    pattern = _secret_pattern
+    return pattern.sub("***", text) if pattern is not None else text
 
 
 def excerpt(frame: bytes | str | None, limit: int = FRAME_EXCERPT_LIMIT) -> str | None:

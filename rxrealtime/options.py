@@ -53,6 +53,11 @@ class ReconnectPolicy(BaseModel):
     initial_delay_s: float = Field(default=1.0, ge=0.0, le=3600.0)
     max_delay_s: float = Field(default=10.0, ge=0.0, le=3600.0)
     multiplier: float = Field(default=2.0, ge=1.0, le=100.0)
+    budget: int = Field(default=10, ge=1, le=10_000)
+    """At most this many reconnects within ``budget_window_s``, then the session closes
+    for good: a server that accepts and then kills every link would otherwise open a
+    new billed server session forever (``max_attempts`` counts failures in a row)."""
+    budget_window_s: float = Field(default=300.0, gt=0, le=86_400)
 
     def delays(self) -> list[float]:
         """The wait before each attempt, in order."""
@@ -83,6 +88,9 @@ class SessionOptions(BaseModel):
     heartbeat_s: float | None = Field(default=15.0, gt=0)
     """WebSocket ping interval: a half-open connection is noticed (and reconnected)."""
     reconnect: ReconnectPolicy = Field(default_factory=ReconnectPolicy)
+    max_tick_step_s: float = Field(default=60.0, gt=0, le=86_400)
+    """A tick may move ahead of the last one by at most this plus twice the time elapsed
+    since it; a larger jump is a ProtocolError on ``errors`` and is not billed."""
     transport: str = "aiortc"
     """How media travels: ``"aiortc"`` (a direct WebRTC peer) or ``"none"`` (signaling
     only: events without video)."""

@@ -1,17 +1,26 @@
 """The numbers and classifications the session core decides with: pure, no I/O.
 
-What counts as transient, how long to wait and for how long to try are policy, kept
-apart from the state machine (:mod:`rxrealtime.core`) so that each can change alone.
+What counts as transient, how long to wait and for how long to try, what a close code
+means and which billing ticks are believable are policy, kept apart from the state
+machine (:mod:`rxrealtime.core`) so that each can change alone and be tested alone.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from .exceptions import ConfigError, RequestRejected, SessionClosed
+from .exceptions import ConfigError, ConnectionLost, RequestRejected, SessionClosed
 
-__all__ = ["CoreConfig", "retryable"]
+__all__ = [
+    "CLOSE_CODE_MEANINGS",
+    "CoreConfig",
+    "ReconnectBudget",
+    "TickGuard",
+    "close_error",
+    "retryable",
+]
 
 
 def retryable(error: BaseException | None) -> bool:
@@ -21,12 +30,112 @@ def retryable(error: BaseException | None) -> bool:
     return not getattr(error, "permanent", False)
 
 
+#: What WebSocket close codes mean (RFC 6455 section 7.4.1), for errors people can read.
+CLOSE_CODE_MEANINGS = {
+    1000: "normal closure",
+    1001: "going away",
+    1002: "protocol error",
+    1003: "unsupported data",
+    1006: "abnormal closure: no close frame, the connection dropped",
+    1007: "invalid frame payload",
+    1008: "policy violation",
+    1009: "message too big",
+    1011: "internal server error",
+    1012: "service restart",
+    1013: "try again later",
+    1014: "bad gateway",
+}
+
+
+def close_error(code: int | None) -> ConnectionLost:
+    """The error for a signaling socket the server (or the network) closed.
+
+    A normal close (1000) without ``generation_ended`` is the server ending the session,
+    and an application code (4000-4999) is the server's own refusal: neither is worth a
+    reconnect, since the protocol defines no application code as transient. Anything
+    else (a dropped network, 1001, 1011, 1012, 1013...) is transient.
+    """
+    if code is None or code == 1006:
+        return ConnectionLost(f"signaling socket closed (code {code or 1006}: "
+                              f"{CLOSE_CODE_MEANINGS[1006]})", code=code)  # fmt: skip
+    if code == 1000:
+        return ConnectionLost(
+            "the server closed the session (code 1000, normal closure) without "
+            "generation_ended; not reconnecting", code=code, permanent=True,
+        )  # fmt: skip
+    if 4000 <= code <= 4999:
+        return ConnectionLost(
+            f"the server closed the session with application code {code}; the protocol "
+            "defines none as transient, so not reconnecting", code=code, permanent=True,
+        )  # fmt: skip
+    meaning = CLOSE_CODE_MEANINGS.get(code, "unknown code")
+    return ConnectionLost(f"signaling socket closed (code {code}: {meaning})", code=code)
+
+
+class ReconnectBudget:
+    """At most ``limit`` reconnects within any ``window_s``: a server that accepts and then
+    kills every link would otherwise get a new (billed) server session forever, since
+    each reconnect succeeds and ``max_attempts`` only counts failures in a row."""
+
+    __slots__ = ("_losses", "limit", "window_s")
+
+    def __init__(self, limit: int, window_s: float) -> None:
+        self.limit, self.window_s = limit, window_s
+        self._losses: deque[float] = deque()
+
+    def spend(self, now: float) -> bool:
+        """Record a lost link at ``now``; False if that exceeds the budget."""
+        losses = self._losses
+        losses.append(now)
+        while losses and losses[0] <= now - self.window_s:
+            losses.popleft()
+        return len(losses) <= self.limit
+
+
+class TickGuard:
+    """Billing sanity for one server session's ticks (cumulative seconds).
+
+    A tick may not move further ahead than ``max_step_s`` plus twice the wall-clock time
+    since the last believed tick: billing cannot outrun time, yet a legitimate tick after
+    a long network stall (a large step after a long silence) still passes, and so does
+    a test server that bills several seconds per fast tick. Lower values (duplicates,
+    late ticks) pass: the billing operators handle them. A refused tick is not billed
+    and does not move the mark.
+    """
+
+    __slots__ = ("_at", "_last", "max_step_s")
+
+    def __init__(self, max_step_s: float) -> None:
+        self.max_step_s = max_step_s
+        self._last = 0
+        self._at: float | None = None
+
+    def admits(self, seconds: int, now: float) -> bool:
+        if seconds <= self._last:
+            return True
+        elapsed = 0.0 if self._at is None else now - self._at
+        if seconds - self._last > self.max_step_s + 2.0 * elapsed:
+            return False
+        self._last, self._at = seconds, now
+        return True
+
+    def explain(self, seconds: int) -> str:
+        return (
+            f"generation_tick jumps from {self._last} to {seconds} s, more than billing "
+            f"can advance (max_tick_step_s={self.max_step_s:g} plus twice the time elapsed); "
+            "not billed"
+        )
+
+
 @dataclass
 class CoreConfig:
     """The numbers the core decides with (from the validated session options)."""
 
     connect_timeout_s: float = 30.0
     reconnect_delays: Sequence[float] = (1.0, 2.0, 4.0, 8.0, 10.0)
+    reconnect_budget: int = 10
+    """At most this many reconnects within ``reconnect_window_s``; then close for good."""
+    reconnect_window_s: float = 300.0
     prompt_ack_timeout_s: float = 15.0
     image_ack_timeout_s: float = 30.0
     disconnect_drain_s: float = 1.0

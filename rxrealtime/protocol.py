@@ -14,12 +14,14 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
+from typing import Annotated
 
 import msgspec
 
 from .exceptions import InvalidToken, ProtocolError
 
 __all__ = [
+    "MAX_BILLED_SECONDS",
     "Answer",
     "ClientMessage",
     "ErrorMessage",
@@ -56,6 +58,13 @@ class _Frame(msgspec.Struct, frozen=True, tag_field="type", forbid_unknown_field
 
 
 # -- shared payloads ---------------------------------------------------------------
+
+MAX_BILLED_SECONDS = 10_000_000
+"""The most billed seconds a tick may carry (about 115 days of one server session): a
+larger value is nonsense from a broken server and is refused at decode."""
+
+BilledSeconds = Annotated[int, msgspec.Meta(ge=0, le=MAX_BILLED_SECONDS)]
+Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class IceCandidate(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
@@ -141,17 +150,17 @@ class GenerationStarted(_Frame, frozen=True, tag="generation_started", gc=False)
 
 
 class GenerationTick(_Frame, frozen=True, tag="generation_tick", gc=False):
-    seconds: int
+    seconds: BilledSeconds
 
 
 class GenerationEnded(_Frame, frozen=True, tag="generation_ended", gc=False):
-    seconds: int
+    seconds: BilledSeconds
     reason: str
 
 
 class QueuePosition(_Frame, frozen=True, tag="queue_position", gc=False):
-    position: int
-    queue_size: int
+    position: Count
+    queue_size: Count
 
 
 class IceRestart(_Frame, frozen=True, tag="ice-restart"):

@@ -21,6 +21,7 @@ from . import events as ev
 from . import protocol as p
 from .core import SessionCore
 from .events import ConnectionState, SessionInfo
+from .exceptions import register_secret
 from .inputs import ImageInput, check_prompt, load_image
 from .media_transport import MediaTransport
 from .models import ModelDefinition, resolve_model
@@ -100,6 +101,9 @@ class Session(SessionStreams):
         self.options: SessionOptions = build_options(api_key, **options)
         path, query = role.endpoint(self.options.resolution)
         key = self.options.api_key.get_secret_value()
+        register_secret(key)  # no error of this process may ever show it
+        for server in self.options.ice_servers:
+            register_secret(server.credential.get_secret_value() if server.credential else None)
         self._url = build_url(base, path, {**query, "api_key": key,
                                            "user_agent": self.options.user_agent})  # fmt: skip
         loopback = is_loopback_host(urlsplit(self._url).hostname)
@@ -108,6 +112,7 @@ class Session(SessionStreams):
         o = self.options
         self._core = core = SessionCore(CoreConfig(
             connect_timeout_s=o.connect_timeout_s, reconnect_delays=o.reconnect.delays(),
+            reconnect_budget=o.reconnect.budget, reconnect_window_s=o.reconnect.budget_window_s,
             prompt_ack_timeout_s=o.prompt_ack_timeout_s,
             image_ack_timeout_s=o.image_ack_timeout_s, describe=self.url, redact=self._redact,
         ))  # fmt: skip

@@ -18,9 +18,10 @@ from . import events as ev
 from . import protocol as p
 from .core import SessionCore
 from .events import ConnectionState
-from .exceptions import ConnectionLost, RealtimeError, SessionClosed
+from .exceptions import ConnectionLost, ProtocolError, RealtimeError, SessionClosed
 from .media_transport import MediaContext, MediaTransport, load_transport
 from .options import SessionOptions
+from .policy import TickGuard, close_error
 from .session_streams import AckLatency, SessionStreams
 
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ class SessionShell:
             await link.socket.open()
             media = link.media = self._new_media(number)
             handlers: dict[type, Callable[[Any], None]] = {
-                p.GenerationTick: self.streams.generation_ticks.emit,
+                p.GenerationTick: self._tick_handler(),
                 p.QueuePosition: self.streams.queue_positions.emit,
             }
             control = self._control(number)
@@ -153,9 +154,7 @@ class SessionShell:
             handlers.update({kind: media.on_frame for kind in media.handles})
             router = FrameRouter(handlers, self.streams.messages, self.streams.errors)
             lost = self._lost(number)
-            link.start_reading(
-                router, lambda code: lost(ConnectionLost(f"signaling socket closed (code {code})"))
-            )
+            link.start_reading(router, lambda code: lost(close_error(code)))
             if decision.image is not None:
                 message = p.SetImageMessage(image_data=decision.image)
                 await self.request("image", message, None, number)
@@ -187,7 +186,21 @@ class SessionShell:
         return lambda frame: self.feed(ev.FrameReceived(number, frame))
 
     def _lost(self, number: int) -> Callable[[RealtimeError], None]:
-        return lambda error: self.feed(ev.LinkDown(number, error))
+        return lambda error: self.feed(ev.LinkDown(number, error, time.monotonic()))
+
+    def _tick_handler(self) -> Callable[[p.GenerationTick], None]:
+        """Ticks of one server session, checked by a :class:`TickGuard`: one call per tick."""
+        guard = TickGuard(self.options.max_tick_step_s)
+        admits, clock = guard.admits, time.monotonic
+        emit, errors = self.streams.generation_ticks.emit, self.streams.errors
+
+        def on_tick(frame: p.GenerationTick) -> None:
+            if admits(frame.seconds, clock()):
+                emit(frame)
+            else:
+                errors.emit(ProtocolError(guard.explain(frame.seconds), p.encode(frame)))
+
+        return on_tick
 
     def _close_link(self, decision: ev.CloseLink) -> None:
         link = self.links.pop(decision.link, None)

@@ -149,7 +149,19 @@ class SignalingSocket:
             elif msg.type in ended:
                 return
             elif msg.type is aiohttp.WSMsgType.ERROR:
-                errors.emit(ProtocolError(f"signaling socket error: {ws.exception()!r}"))
+                errors.emit(self._socket_error(msg.data or ws.exception()))
+
+    def _socket_error(self, exc: BaseException | None) -> ProtocolError:
+        """Say what broke the socket; aiohttp's own text is often just a number."""
+        code = getattr(exc, "code", None)
+        if code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG:
+            hard = 8 * self._limit
+            return ProtocolError(
+                f"the server sent a frame above the hard limit of {hard} bytes "
+                f"(8x max_frame_bytes={self._limit}): {exc}; the socket is closed "
+                "(code 1009, message too big)"
+            )
+        return ProtocolError(f"signaling socket error: {exc!r} (close code {code})")
 
     async def close(self, drain_s: float = 0.0, reader: asyncio.Task[None] | None = None) -> None:
         """Close the socket; with ``drain_s``, let ``reader`` see what is still in flight.

@@ -18,7 +18,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from . import protocol as p
-from .exceptions import ConnectionLost, ProtocolError
+from .exceptions import ConnectionLost, ProtocolError, register_secret
 from .ice import CandidateBuffer, candidate_from_wire, create_peer_connection, gather_on_loopback
 from .media import BorrowedTrack
 from .media_transport import MediaContext, MediaTransport
@@ -143,6 +143,7 @@ class AiortcTransport(MediaTransport):
             old, self.pc = self.pc, None  # first: the old peer's "closed" is not a loss
             if old is not None:
                 await old.close()
+            register_secret(turn.credential)
             turn_server = {"urls": turn.server_url, "username": turn.username,
                            "credential": turn.credential}  # fmt: skip
             await self._offer(extra_ice=[turn_server])

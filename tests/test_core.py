@@ -439,3 +439,60 @@ def test_ack_book_settles_per_key_in_order_and_drops_by_id() -> None:
     assert book.settle("prompt", "x") == b and book.settle("prompt", "x") is None
     assert book.settle("prompt", "y") is None
     assert book.drop_all() == [c] and len(book) == 0
+
+
+# -- hostile servers: budget, close codes, billing sanity -------------------------------------
+
+
+def test_the_reconnect_budget_closes_a_session_whose_links_keep_dying() -> None:
+    core = generating(reconnect_budget=2, reconnect_window_s=60.0)
+    for number, at in ((1, 0.0), (2, 1.0)):  # two losses: within the budget
+        assert SetState(S.RECONNECTING) in core.feed(LinkDown(number, LOST, at))
+        core.feed(TimerFired("retry"))
+        core.feed(LinkUp(number + 1))
+    out = core.feed(LinkDown(3, LOST, 2.0))
+    (gave_up,) = [e for e in emitted(out, "errors") if e is not LOST]
+    assert "gave up reconnecting" in str(gave_up) and CloseForGood() in out
+
+
+def test_losses_outside_the_budget_window_are_forgiven() -> None:
+    core = generating(reconnect_budget=1, reconnect_window_s=10.0)
+    core.feed(LinkDown(1, LOST, 0.0))
+    core.feed(TimerFired("retry"))
+    core.feed(LinkUp(2))
+    assert SetState(S.RECONNECTING) in core.feed(LinkDown(2, LOST, 11.0))
+
+
+@pytest.mark.parametrize(
+    ("code", "permanent", "text"),
+    [
+        (None, False, "code 1006: abnormal closure"),
+        (1006, False, "code 1006"),
+        (1011, False, "code 1011: internal server error"),
+        (1009, False, "code 1009: message too big"),
+        (1000, True, "normal closure"),
+        (4001, True, "application code 4001"),
+        (4999, True, "application code 4999"),
+    ],
+)
+def test_close_codes_say_what_they_mean_and_which_are_final(
+    code: int | None, permanent: bool, text: str
+) -> None:
+    from rxrealtime.policy import close_error
+
+    error = close_error(code)
+    assert error.permanent is permanent and text in str(error)
+    assert retryable(error) is not permanent
+
+
+def test_tick_guard_refuses_jumps_faster_than_time_but_passes_late_and_stalled_ticks() -> None:
+    from rxrealtime.policy import TickGuard
+
+    guard = TickGuard(max_step_s=60)
+    assert guard.admits(1, 0.0) and guard.admits(2, 1.0)
+    assert not guard.admits(1_000_002, 1.5)  # refused, and the mark stays at 2
+    assert guard.admits(3, 2.0)
+    assert guard.admits(2, 2.1)  # a late tick: the billing operators bill it 0
+    assert guard.admits(3 + 600, 302.0)  # after a 300 s silence, 600 s of billing is possible
+    assert not guard.admits(603 + 61, 302.0)
+    assert "jumps from 603 to 664" in guard.explain(664)
