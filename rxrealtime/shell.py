@@ -18,10 +18,10 @@ from . import events as ev
 from . import protocol as p
 from .core import SessionCore
 from .events import ConnectionState
-from .exceptions import ConnectionLost, ProtocolError, RealtimeError, SessionClosed
+from .exceptions import ConnectionLost, RealtimeError, SessionClosed
 from .media_transport import MediaContext, MediaTransport, load_transport
 from .options import SessionOptions
-from .policy import TickGuard, close_error
+from .policy import close_error
 from .session_streams import AckLatency, SessionStreams
 
 if TYPE_CHECKING:
@@ -139,14 +139,16 @@ class SessionShell:
 
     async def _run_link(self, link: Link, decision: ev.OpenLink) -> None:
         """Open one server session: socket, then image and prompt, then media."""
-        from .signaling import FrameRouter
+        from .signaling import FrameRouter, checked_ticks
 
         number = link.number
         try:
             await link.socket.open()
             media = link.media = self._new_media(number)
             handlers: dict[type, Callable[[Any], None]] = {
-                p.GenerationTick: self._tick_handler(),
+                p.GenerationTick: checked_ticks(
+                    self.streams.generation_ticks, self.streams.errors, self.options.max_tick_step_s
+                ),
                 p.QueuePosition: self.streams.queue_positions.emit,
             }
             control = self._control(number)
@@ -187,20 +189,6 @@ class SessionShell:
 
     def _lost(self, number: int) -> Callable[[RealtimeError], None]:
         return lambda error: self.feed(ev.LinkDown(number, error, time.monotonic()))
-
-    def _tick_handler(self) -> Callable[[p.GenerationTick], None]:
-        """Ticks of one server session, checked by a :class:`TickGuard`: one call per tick."""
-        guard = TickGuard(self.options.max_tick_step_s)
-        admits, clock = guard.admits, time.monotonic
-        emit, errors = self.streams.generation_ticks.emit, self.streams.errors
-
-        def on_tick(frame: p.GenerationTick) -> None:
-            if admits(frame.seconds, clock()):
-                emit(frame)
-            else:
-                errors.emit(ProtocolError(guard.explain(frame.seconds), p.encode(frame)))
-
-        return on_tick
 
     def _close_link(self, decision: ev.CloseLink) -> None:
         link = self.links.pop(decision.link, None)

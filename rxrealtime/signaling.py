@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,9 +20,10 @@ import aiohttp
 
 from . import protocol as p
 from .exceptions import ConnectionLost, ProtocolError, RealtimeError, server_error
+from .policy import TickGuard
 from .streams import HotStream
 
-__all__ = ["FrameRouter", "SignalingSocket"]
+__all__ = ["FrameRouter", "SignalingSocket", "checked_ticks"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +54,27 @@ class FrameRouter:
         handler = self.handlers.get(type(frame))
         if handler is not None:
             handler(frame)
+
+
+def checked_ticks(
+    ticks: HotStream[p.GenerationTick], errors: HotStream[RealtimeError], max_step_s: float
+) -> Callable[[p.GenerationTick], None]:
+    """The tick handler of one server session: publishes the ticks a :class:`TickGuard`
+    believes and reports the others as :class:`ProtocolError` (never billed).
+
+    One Python call per tick on the hot path; the guard's state is per server session,
+    so a link makes a new handler.
+    """
+    guard = TickGuard(max_step_s)
+    admits, clock, emit = guard.admits, time.monotonic, ticks.emit
+
+    def on_tick(frame: p.GenerationTick) -> None:
+        if admits(frame.seconds, clock()):
+            emit(frame)
+        else:
+            errors.emit(ProtocolError(guard.explain(frame.seconds), p.encode(frame)))
+
+    return on_tick
 
 
 class SignalingSocket:

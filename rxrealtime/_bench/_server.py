@@ -12,10 +12,14 @@ Commands (one JSON array per line on the child's stdin; one reply per line on st
   are open (closed ones gone);
 * ``["flood", n]`` -> ``["flood", first_ns, last_ns]``: ``n`` ``generation_tick``
   frames to the one open session, written pre-framed to the transport (see
-  :func:`_flood`), each carrying ``time.monotonic_ns()`` at send time in ``seconds``
-  (one clock for both processes);
-* ``["paced", n, interval_s]`` -> ``["paced", first_ns, last_ns]``: frames sent with
-  ``EmbeddedServer.send_raw``, one every ``interval_s``;
+  :func:`_flood`);
+* ``["paced", n, interval_s]`` -> ``["paced", first_ns, last_ns, [[seconds, sent_ns],
+  ...]]``: frames sent with ``EmbeddedServer.send_raw``, one every ``interval_s``, and
+  when each left (``time.monotonic_ns``, one clock for both processes).
+
+Tick values are real billing values: they count up by one from the session's start (a
+client refuses ticks that jump further than billing can advance, and values above the
+protocol's ceiling), so send times travel beside them, not in them.
 * ``["tick_log"]`` -> ``["tick_log", [[session_id, seconds, sent_ns], ...], cpu_s]``:
   every billing tick the server sent since the last call, and the server's CPU time;
 * ``["stop"]``.
@@ -56,6 +60,7 @@ async def _serve(settings: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(values) + "\n")
         sys.stdout.flush()
 
+    counter = 0
     async with serve_embedded(**settings) as server:
         server.on_send.append(log_tick)
         reply("ready", server.url, server.api_key)
@@ -66,29 +71,38 @@ async def _serve(settings: dict[str, Any]) -> None:
             if command == "wait_sessions":
                 while len(server.sessions) != args[0]:
                     await asyncio.sleep(0.005)
+                counter = 0  # a new server session: its ticks count from 1
                 reply("sessions", list(server.sessions))
             elif command == "flood":
-                reply(command, *await _flood(server, args[0]))
+                first, last, counter = await _flood(server, args[0], counter)
+                reply(command, first, last)
             elif command == "paced":
                 n, interval = args
                 send, clock = server.send_raw, time.monotonic_ns
+                sent: list[tuple[int, int]] = []
                 first = clock()
                 for _ in range(n):
-                    await send(f'{{"type":"generation_tick","seconds":{clock()}}}')
+                    counter += 1
+                    sent.append((counter, clock()))
+                    await send(f'{{"type":"generation_tick","seconds":{counter}}}')
                     await asyncio.sleep(interval)
-                reply(command, first, clock())
+                reply(command, first, clock(), sent)
             elif command == "tick_log":
                 reply("tick_log", tick_log, time.process_time())
                 tick_log.clear()
 
 
-async def _flood(server: EmbeddedServer, n: int, chunk: int = 500) -> tuple[int, int]:
+async def _flood(
+    server: EmbeddedServer, n: int, counter: int, chunk: int = 500
+) -> tuple[int, int, int]:
     """Write ``n`` tick frames to the one open session, far faster than any client reads.
 
     ``send_str`` costs the server about as much per frame as receiving costs the client,
     so a flood through it measures the server. Bench mode therefore writes pre-framed
     WebSocket text frames (FIN + text opcode, unmasked, length < 126) straight to the
-    transport, ``chunk`` at a time, each chunk stamped with its send time.
+    transport, ``chunk`` at a time; the frames of a chunk repeat one tick value (a
+    duplicate tick is valid and bills nothing) and each chunk counts on by one.
+    Returns the first and last send times and the last tick value.
     """
     (session,) = server.sessions.values()
     transport = session.transport
@@ -97,10 +111,11 @@ async def _flood(server: EmbeddedServer, n: int, chunk: int = 500) -> tuple[int,
     clock = time.monotonic_ns
     first = clock()
     for start in range(0, n, chunk):
-        payload = f'{{"type":"generation_tick","seconds":{clock()}}}'.encode()
+        counter += 1
+        payload = f'{{"type":"generation_tick","seconds":{counter}}}'.encode()
         transport.write((bytes((0x81, len(payload))) + payload) * min(chunk, n - start))
         await asyncio.sleep(0)
-    return first, clock()
+    return first, clock(), counter
 
 
 class ServerProcess:

@@ -15,8 +15,9 @@ signaling socket. Two clients, alternating within each repeat:
 Throughput: ``n`` frames sent back to back; frames/s = n / (last frame at the subscriber -
 first frame sent). The client's CPU per frame (process time over the flood) is reported
 too: if the client was not busy all the time, the server's sending was the bottleneck
-and only the CPU figures tell the clients apart. Latency: frames paced 1 ms apart, each
-carrying its send time (``time.monotonic_ns``, one clock for both processes).
+and only the CPU figures tell the clients apart. Latency: frames paced 1 ms apart; the
+server reports when each tick value left (``time.monotonic_ns``, one clock for both
+processes), the client when it arrived.
 """
 
 from __future__ import annotations
@@ -77,9 +78,9 @@ class _Bare:
             if box.n == box.target:
                 box.done.set_result(clock())
 
-    def latencies(self) -> list[float]:
+    def latencies(self, sent: dict[int, int]) -> list[float]:
         assert self.box.record is not None
-        return [(t - int(d[d.rindex(":") + 1 : -1])) / 1e3 for t, d in self.box.record]
+        return [(t - sent[int(d[d.rindex(":") + 1 : -1])]) / 1e3 for t, d in self.box.record]
 
     async def close(self) -> None:
         await self.ws.close()
@@ -108,9 +109,9 @@ class _Ours:
         self.session.generation_ticks.subscribe(on_tick)
         await self.session.connect()
 
-    def latencies(self) -> list[float]:
+    def latencies(self, sent: dict[int, int]) -> list[float]:
         assert self.box.record is not None
-        return [(t - sent) / 1e3 for t, sent in self.box.record]
+        return [(t - sent[seconds]) / 1e3 for t, seconds in self.box.record]
 
     async def close(self) -> None:
         await self.session.disconnect()
@@ -138,8 +139,8 @@ async def _one(
         box.arm(paced, record=True)
         srv.send("paced", paced, interval)
         await asyncio.wait_for(box.done, 120)
-        await srv.reply()
-        lat = client.latencies()
+        _, _, _, sent = await srv.reply()
+        lat = client.latencies(dict(sent))
     finally:
         await client.close()
     return {
