@@ -95,35 +95,44 @@ class ReconnectBudget:
 class TickGuard:
     """Billing sanity for one server session's ticks (cumulative seconds).
 
-    A tick may not move further ahead than ``max_step_s`` plus twice the wall-clock time
-    since the last believed tick: billing cannot outrun time, yet a legitimate tick after
-    a long network stall (a large step after a long silence) still passes, and so does
-    a test server that bills several seconds per fast tick. Lower values (duplicates,
-    late ticks) pass: the billing operators handle them. A refused tick is not billed
-    and does not move the mark.
+    A tick may step ahead of the last believed one by up to ``max_step_s`` freely. A
+    larger step must be explained by time: the session's billed seconds may not exceed
+    ``max_step_s`` plus twice the wall-clock time since its first tick. So a
+    legitimate tick after a long network stall (a large step after a long silence)
+    passes, a test server billing many seconds per fast tick passes (its steps are
+    small), and a jump of a million seconds within a second does not. Lower values
+    (duplicates, late ticks) pass: the billing operators handle them. A refused tick is
+    not billed and does not move the mark. The clock is read at the first tick and at
+    large steps only, to keep the hot path to a comparison.
     """
 
-    __slots__ = ("_at", "_last", "max_step_s")
+    __slots__ = ("_first", "_start", "last", "max_step_s")
 
     def __init__(self, max_step_s: float) -> None:
         self.max_step_s = max_step_s
-        self._last = 0
-        self._at: float | None = None
+        self.last = 0
+        self._first = 0
+        self._start: float | None = None
 
     def admits(self, seconds: int, now: float) -> bool:
-        if seconds <= self._last:
+        """Whether to believe a tick (``now``: the monotonic clock) that steps more than
+        ``max_step_s`` ahead of :attr:`last`, or that is the first of the session."""
+        if seconds <= self.last:
             return True
-        elapsed = 0.0 if self._at is None else now - self._at
-        if seconds - self._last > self.max_step_s + 2.0 * elapsed:
+        if self._start is None:
+            if seconds > self.max_step_s:  # a first tick is a step from 0
+                return False
+            self._start, self._first = now, seconds
+        elif seconds - self._first > self.max_step_s + 2.0 * (now - self._start):
             return False
-        self._last, self._at = seconds, now
+        self.last = seconds
         return True
 
     def explain(self, seconds: int) -> str:
         return (
-            f"generation_tick jumps from {self._last} to {seconds} s, more than billing "
-            f"can advance (max_tick_step_s={self.max_step_s:g} plus twice the time elapsed); "
-            "not billed"
+            f"generation_tick jumps from {self.last} to {seconds} s, more than billing "
+            f"can advance (max_tick_step_s={self.max_step_s:g} plus twice the time "
+            "elapsed since the session's first tick); not billed"
         )
 
 

@@ -494,5 +494,6 @@ def test_tick_guard_refuses_jumps_faster_than_time_but_passes_late_and_stalled_t
     assert guard.admits(3, 2.0)
     assert guard.admits(2, 2.1)  # a late tick: the billing operators bill it 0
     assert guard.admits(3 + 600, 302.0)  # after a 300 s silence, 600 s of billing is possible
-    assert not guard.admits(603 + 61, 302.0)
-    assert "jumps from 603 to 664" in guard.explain(664)
+    assert not guard.admits(603 + 700, 302.0)  # but not 1300 s within 302 s of the first tick
+    assert "jumps from 603 to 1303" in guard.explain(1303)
+    assert not TickGuard(max_step_s=60).admits(61, 0.0)  # a first tick is a step from 0
