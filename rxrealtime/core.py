@@ -62,6 +62,7 @@ from .events import (
     SettleAck,
     StartTimer,
     TimerFired,
+    session_info,
 )
 from .exceptions import (
     AckTimeout,
@@ -333,12 +334,8 @@ class SessionCore:
     def _frame(self, event: FrameReceived) -> None:
         frame, link = event.frame, self._link
         assert link is not None
-        if isinstance(frame, p.SessionIdMessage):
-            token = p.make_subscribe_token(frame.session_id, frame.server_ip, frame.server_port)
-            self.info = SessionInfo(
-                sid=frame.session_id, ip=frame.server_ip, port=frame.server_port,
-                subscribe_token=token,
-            )  # fmt: skip
+        if isinstance(frame, (p.SessionIdMessage, p.LivekitRoomInfo)):
+            self.info = session_info(frame)
             if not link.announced:
                 link.announced = True
                 self._emit("session_started", self.info)

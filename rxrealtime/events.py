@@ -37,6 +37,7 @@ __all__ = [
     "SettleAck",
     "StartTimer",
     "TimerFired",
+    "session_info",
 ]
 
 
@@ -54,9 +55,23 @@ class ConnectionState(str, enum.Enum):
 
 
 class SessionInfo(p.SubscribeTarget, frozen=True, gc=False):
-    """Identity of a server session, published on ``session_started``."""
+    """Identity of a server session, published on ``session_started``.
+
+    With media through a LiveKit room there is no server address: ``ip`` is empty,
+    ``port`` 0, and ``subscribe_token`` names the room.
+    """
 
     subscribe_token: str = ""
+
+
+def session_info(frame: p.SessionIdMessage | p.LivekitRoomInfo) -> SessionInfo:
+    """The identity a ``session_id`` (direct peer) or ``livekit_room_info`` frame gives."""
+    if isinstance(frame, p.SessionIdMessage):
+        token = p.make_subscribe_token(frame.session_id, frame.server_ip, frame.server_port)
+        return SessionInfo(sid=frame.session_id, ip=frame.server_ip, port=frame.server_port,
+                           subscribe_token=token)  # fmt: skip
+    return SessionInfo(sid=frame.session_id or frame.room_name, ip="", port=0,
+                       subscribe_token=p.make_room_token(frame.room_name))  # fmt: skip
 
 
 # -- events (shell -> core) ----------------------------------------------------------

@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .media_transport import MediaTransport
-from .signaling import FrameRouter, SignalingSocket
+from .signaling import FrameRouter, Signaling
 
 __all__ = ["Link"]
 
@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 class Link:
     """Socket + media of link number ``number``; see the module docstring."""
 
-    def __init__(self, number: int, socket: SignalingSocket) -> None:
+    def __init__(self, number: int, socket: Signaling) -> None:
         self.number = number
         self.socket = socket
         self.media: MediaTransport | None = None

@@ -21,7 +21,14 @@ from typing import Any, ClassVar
 from . import protocol as p
 from .exceptions import ConfigError, RealtimeError
 
-__all__ = ["TRANSPORTS", "MediaContext", "MediaTransport", "SignalingOnly", "load_transport"]
+__all__ = [
+    "TRANSPORTS",
+    "MediaContext",
+    "MediaTransport",
+    "SignalingOnly",
+    "TransportSpec",
+    "load_transport",
+]
 
 
 @dataclass
@@ -45,6 +52,8 @@ class MediaContext:
     loopback: bool = False
     """The service is on this machine: media must not leave loopback either."""
     stats_interval_s: float | None = None
+    view_only: bool = False
+    """A view-only subscriber: receive the generated video, publish nothing."""
 
 
 class MediaTransport(abc.ABC):
@@ -82,17 +91,29 @@ class SignalingOnly(MediaTransport):
         return None
 
 
-TRANSPORTS: dict[str, str] = {
-    "aiortc": "rxrealtime.transport_aiortc:AiortcTransport",
-    "none": "rxrealtime.media_transport:SignalingOnly",
+@dataclass(frozen=True)
+class TransportSpec:
+    """A registered transport: where its class lives (``module:Class``, imported on first
+    use) and the query parameters its negotiation adds to the signaling URL."""
+
+    target: str
+    query: dict[str, str] = field(default_factory=dict)
+
+
+TRANSPORTS: dict[str, TransportSpec] = {
+    "aiortc": TransportSpec("rxrealtime.transport_aiortc:AiortcTransport"),
+    "livekit": TransportSpec(
+        "rxrealtime.transport_livekit:LivekitTransport", {"livekit_early_room_info": "true"}
+    ),
+    "none": TransportSpec("rxrealtime.media_transport:SignalingOnly"),
 }
-"""Transport name -> ``module:class``, imported when a session first opens a link."""
+"""Transport name -> :class:`TransportSpec`."""
 
 
 def load_transport(name: str) -> type[MediaTransport]:
     """The transport class registered as ``name``."""
     try:
-        module_name, _, class_name = TRANSPORTS[name].partition(":")
+        module_name, _, class_name = TRANSPORTS[name].target.partition(":")
     except KeyError:
         known = ", ".join(sorted(TRANSPORTS))
         raise ConfigError(f"unknown media transport {name!r}; known: {known}") from None

@@ -32,12 +32,15 @@ __all__ = [
     "IceCandidateMessage",
     "IceRestart",
     "IncomingMessage",
+    "LivekitJoin",
+    "LivekitRoomInfo",
     "Offer",
     "OutgoingMessage",
     "PromptAck",
     "PromptMessage",
     "QueuePosition",
     "Ready",
+    "RoomTarget",
     "ServerMessage",
     "SessionIdMessage",
     "SetImageAck",
@@ -48,7 +51,9 @@ __all__ = [
     "decode_client_message",
     "decode_unchecked",
     "encode",
+    "make_room_token",
     "make_subscribe_token",
+    "parse_any_subscribe_token",
     "parse_subscribe_token",
 ]
 
@@ -117,7 +122,28 @@ class SetImageMessage(_Frame, frozen=True, tag="set_image", omit_defaults=True, 
         return f"SetImageMessage(image_data={size}, prompt={self.prompt!r})"
 
 
+class LivekitJoin(_Frame, frozen=True, tag="livekit_join", gc=False):
+    """Ask for a LiveKit room instead of an SDP offer/answer (the service's current media
+    negotiation); the server answers with :class:`LivekitRoomInfo`."""
+
+
 # -- server to client --------------------------------------------------------------
+
+
+class LivekitRoomInfo(_Frame, frozen=True, tag="livekit_room_info", gc=False):
+    """Where the media goes: the LiveKit server, an access token and the room to join."""
+
+    livekit_url: str
+    token: str
+    room_name: str
+    session_id: str = ""
+
+    def __repr__(self) -> str:
+        # The access token lets anyone join the room: a secret like an API key.
+        return (
+            f"LivekitRoomInfo(livekit_url={self.livekit_url!r}, token='***', "
+            f"room_name={self.room_name!r}, session_id={self.session_id!r})"
+        )
 
 
 class Answer(_Frame, frozen=True, tag="answer", gc=False):
@@ -184,10 +210,11 @@ ServerMessage = (
     | QueuePosition
     | IceRestart
     | ErrorMessage
+    | LivekitRoomInfo
 )
 """Every frame a server may send: what ``decode`` returns."""
 
-ClientMessage = Offer | IceCandidateMessage | PromptMessage | SetImageMessage
+ClientMessage = Offer | IceCandidateMessage | PromptMessage | SetImageMessage | LivekitJoin
 """Every frame a client may send: what ``decode_client_message`` returns."""
 
 IncomingMessage = ServerMessage
@@ -261,15 +288,49 @@ def make_subscribe_token(session_id: str, server_ip: str, server_port: int) -> s
     return base64.urlsafe_b64encode(payload).decode("ascii")
 
 
-def parse_subscribe_token(token: str) -> SubscribeTarget:
-    """Decode a subscribe token or raise :class:`InvalidToken` saying what is wrong."""
+class RoomTarget(msgspec.Struct, frozen=True, gc=False):
+    """What a LiveKit-mode subscribe token names: the room of a running session."""
+
+    room_name: str
+
+
+_room_decoder = msgspec.json.Decoder(RoomTarget)
+
+
+def make_room_token(room_name: str) -> str:
+    """``urlsafe_base64(json({"room_name"}))``: the subscribe token of a LiveKit session."""
+    payload = _encoder.encode(RoomTarget(room_name=room_name))
+    return base64.urlsafe_b64encode(payload).decode("ascii")
+
+
+def parse_any_subscribe_token(token: str) -> SubscribeTarget | RoomTarget:
+    """A direct-peer token (``sid``/``ip``/``port``) or a LiveKit room token (``room_name``).
+
+    Raises :class:`InvalidToken` saying what is wrong, before any network call.
+    """
+    raw = _token_bytes(token)
+    try:
+        room = _room_decoder.decode(raw)
+    except msgspec.DecodeError:
+        return parse_subscribe_token(token)
+    if not room.room_name:
+        raise InvalidToken("subscribe token has an empty room_name")
+    return room
+
+
+def _token_bytes(token: str) -> bytes:
     if not isinstance(token, str) or not token.strip():
         raise InvalidToken("subscribe token is empty")
     text = token.strip()
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         raise InvalidToken("subscribe token is not urlsafe base64") from None
+
+
+def parse_subscribe_token(token: str) -> SubscribeTarget:
+    """Decode a subscribe token or raise :class:`InvalidToken` saying what is wrong."""
+    raw = _token_bytes(token)
     try:
         target = _token_decoder.decode(raw)
     except msgspec.ValidationError as exc:

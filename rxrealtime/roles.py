@@ -14,7 +14,7 @@ from . import protocol as p
 from .exceptions import ConfigError
 from .models import ModelDefinition
 
-__all__ = ["Role", "Streaming", "Viewing"]
+__all__ = ["Role", "Streaming", "Viewing", "ViewingRoom"]
 
 
 class Role:
@@ -64,3 +64,18 @@ class Viewing(Role):
 
     def check_request(self, kind: str) -> None:
         raise ConfigError(f"a view-only subscriber cannot change the {kind}")
+
+
+class ViewingRoom(Viewing):
+    """A view-only subscriber of a LiveKit-mode session, named by its room.
+
+    It has no signaling socket: ``POST /watch-stream/{room}`` gives it the room's
+    credentials, and it receives the generated video only (no ticks or acks: those are
+    the streaming client's).
+    """
+
+    def __init__(self, target: p.RoomTarget) -> None:
+        self.room = target
+
+    def endpoint(self, resolution: str | None) -> tuple[str, dict[str, str]]:
+        return "/watch-stream/" + quote(self.room.room_name, safe=""), {}

@@ -21,19 +21,21 @@ from . import events as ev
 from . import protocol as p
 from .core import SessionCore
 from .events import ConnectionState, SessionInfo
-from .exceptions import register_secret
+from .exceptions import ConfigError, register_secret
 from .inputs import ImageInput, check_prompt, load_image
-from .media_transport import MediaTransport
+from .media_transport import TRANSPORTS, MediaTransport
 from .models import ModelDefinition, resolve_model
 from .options import SessionOptions, build_options
 from .policy import CoreConfig
-from .roles import Role, Streaming, Viewing
+from .roles import Role, Streaming, Viewing, ViewingRoom
 from .session_streams import AckLatency, SessionStreams
 from .shell import SessionShell
 from .urls import build_url, is_loopback_host, redact
 
 if TYPE_CHECKING:
     from reactivex.scheduler.eventloop import AsyncIOScheduler
+
+    from .signaling import Signaling
 
 
 __all__ = ["AckLatency", "ConnectionState", "Session", "SessionInfo", "Subscriber"]
@@ -100,6 +102,7 @@ class Session(SessionStreams):
             self.model = resolve_model(options.pop("model", "mirage_v2"))
         self.options: SessionOptions = build_options(api_key, **options)
         path, query = role.endpoint(self.options.resolution)
+        query.update(TRANSPORTS[self.options.transport].query)
         key = self.options.api_key.get_secret_value()
         register_secret(key)  # no error of this process may ever show it
         for server in self.options.ice_servers:
@@ -117,8 +120,24 @@ class Session(SessionStreams):
             image_ack_timeout_s=o.image_ack_timeout_s, describe=self.url, redact=self._redact,
         ))  # fmt: skip
         self._shell = SessionShell(core, self, o, url=self._url, describe=self.url,
-                                   loopback=loopback, redact=self._redact)  # fmt: skip
+                                   loopback=loopback, redact=self._redact,
+                                   make_signaling=lambda: self._make_signaling(base),
+                                   view_only=role.view_only)  # fmt: skip
         self._scheduler: AsyncIOScheduler | None = None
+
+    def _make_signaling(self, base: str) -> Signaling:
+        """A WebSocket, or for a LiveKit viewer the watch-stream request (no socket)."""
+        if isinstance(self.role, ViewingRoom):
+            from .watch_stream import WatchStreamSignaling
+
+            key = self.options.api_key.get_secret_value()
+            room = self.role.room.room_name
+            return WatchStreamSignaling(base, room, key, redact=self._redact)
+        from .signaling import SignalingSocket
+
+        o = self.options
+        return SignalingSocket(self._url, describe=self.url, max_frame_bytes=o.max_frame_bytes,
+                               heartbeat_s=o.heartbeat_s, redact=self._redact)  # fmt: skip
 
     # -- public properties ---------------------------------------------------------
 
@@ -249,6 +268,13 @@ class Subscriber(Session):
     """
 
     def __init__(self, url: str, token: str, *, api_key: str | None = None, **options: Any) -> None:
-        role = Viewing(p.parse_subscribe_token(token))
-        self.target = role.target
+        target = p.parse_any_subscribe_token(token)
+        role: Viewing
+        if isinstance(target, p.RoomTarget):  # a LiveKit session: watch its room
+            if options.setdefault("transport", "livekit") != "livekit":
+                raise ConfigError("a LiveKit room token needs transport='livekit'")
+            role = ViewingRoom(target)
+        else:
+            role = Viewing(target)
+        self.target = target
         self._setup(url, role, api_key, options)

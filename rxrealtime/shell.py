@@ -26,6 +26,7 @@ from .session_streams import AckLatency, SessionStreams
 
 if TYPE_CHECKING:
     from .link import Link
+    from .signaling import Signaling
 
 __all__ = ["CONTROL_FRAMES", "SessionShell"]
 
@@ -33,7 +34,17 @@ logger = logging.getLogger(__name__)
 
 #: Control frames go to the core; ticks and queue positions go straight to their streams.
 CONTROL_FRAMES = (p.SessionIdMessage, p.PromptAck, p.SetImageAck, p.GenerationStarted,
-                  p.GenerationEnded, p.ErrorMessage)  # fmt: skip
+                  p.GenerationEnded, p.ErrorMessage, p.LivekitRoomInfo)  # fmt: skip
+
+
+def _both(
+    first: Callable[[p.ServerMessage], None], then: Callable[[p.ServerMessage], None]
+) -> Callable[[p.ServerMessage], None]:
+    def handle(frame: p.ServerMessage) -> None:
+        first(frame)
+        then(frame)
+
+    return handle
 
 
 class SessionShell:
@@ -46,10 +57,12 @@ class SessionShell:
     def __init__(
         self, core: SessionCore, streams: SessionStreams, options: SessionOptions, *,
         url: str, describe: str, loopback: bool, redact: Callable[[str], str],
+        make_signaling: Callable[[], Signaling], view_only: bool = False,
     ) -> None:  # fmt: skip
         self.core, self.streams, self.options = core, streams, options
         self.streams_by_name = streams.streams
         self.url, self.describe, self.loopback, self.redact = url, describe, loopback, redact
+        self.make_signaling, self.view_only = make_signaling, view_only
         self.links: dict[int, Link] = {}
         self.local_track: Any = None
         self.closing: asyncio.Task[None] | None = None
@@ -128,13 +141,8 @@ class SessionShell:
 
     def _open_link(self, decision: ev.OpenLink) -> None:
         from .link import Link  # the I/O shell loads on first use (aiohttp)
-        from .signaling import SignalingSocket
 
-        socket = SignalingSocket(
-            self.url, describe=self.describe, max_frame_bytes=self.options.max_frame_bytes,
-            heartbeat_s=self.options.heartbeat_s, redact=self.redact,
-        )  # fmt: skip
-        link = self.links[decision.link] = Link(decision.link, socket)
+        link = self.links[decision.link] = Link(decision.link, self.make_signaling())
         link.start_opening(self._run_link(link, decision))
 
     async def _run_link(self, link: Link, decision: ev.OpenLink) -> None:
@@ -153,7 +161,10 @@ class SessionShell:
             }
             control = self._control(number)
             handlers.update({kind: control for kind in CONTROL_FRAMES})
-            handlers.update({kind: media.on_frame for kind in media.handles})
+            for kind in media.handles:  # the media first, then the core if it wants it too
+                handlers[kind] = (
+                    _both(media.on_frame, handlers[kind]) if kind in handlers else (media.on_frame)
+                )
             router = FrameRouter(handlers, self.streams.messages, self.streams.errors)
             lost = self._lost(number)
             link.start_reading(router, lambda code: lost(close_error(code)))
@@ -181,6 +192,7 @@ class SessionShell:
             stats_received=st.stats.emit, local_track=self.local_track,
             ice_servers=[s.as_dict() for s in self.options.ice_servers],
             loopback=self.loopback, stats_interval_s=self.options.stats_interval_s,
+            view_only=self.view_only,
         )  # fmt: skip
         return load_transport(self.options.transport)(context)
 

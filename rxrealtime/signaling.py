@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -23,9 +23,27 @@ from .exceptions import ConnectionLost, ProtocolError, RealtimeError, server_err
 from .policy import TickGuard
 from .streams import HotStream
 
-__all__ = ["FrameRouter", "SignalingSocket", "checked_ticks"]
+__all__ = ["FrameRouter", "Signaling", "SignalingSocket", "checked_ticks"]
 
 logger = logging.getLogger(__name__)
+
+
+class Signaling(Protocol):
+    """What a link needs of its signaling: a WebSocket (:class:`SignalingSocket`), or the
+    one HTTP request of a LiveKit view-only subscriber (``watch_stream``)."""
+
+    @property
+    def close_code(self) -> int | None: ...
+
+    async def open(self) -> None: ...
+
+    async def send(self, message: p.ClientMessage) -> None: ...
+
+    async def read(self, router: FrameRouter) -> None: ...
+
+    async def close(
+        self, drain_s: float = 0.0, reader: asyncio.Task[None] | None = None
+    ) -> None: ...
 
 
 class FrameRouter:

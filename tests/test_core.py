@@ -497,3 +497,13 @@ def test_tick_guard_refuses_jumps_faster_than_time_but_passes_late_and_stalled_t
     assert not guard.admits(603 + 700, 302.0)  # but not 1300 s within 302 s of the first tick
     assert "jumps from 603 to 1303" in guard.explain(1303)
     assert not TickGuard(max_step_s=60).admits(61, 0.0)  # a first tick is a step from 0
+
+
+def test_livekit_room_info_announces_the_session_with_a_room_token() -> None:
+    core = new_core()
+    core.feed(ConnectRequested())
+    info = p.LivekitRoomInfo(livekit_url="ws://127.0.0.1:7880", token="t", room_name="r-1",
+                             session_id="s-1")  # fmt: skip
+    (started,) = emitted(core.feed(FrameReceived(1, info)), "session_started")
+    assert started.sid == "s-1" and (started.ip, started.port) == ("", 0)
+    assert p.parse_any_subscribe_token(started.subscribe_token) == p.RoomTarget(room_name="r-1")

@@ -227,3 +227,20 @@ def test_tick_seconds_survive_round_trip_within_the_sane_range(seconds: int) -> 
     else:
         with pytest.raises(rt.ProtocolError, match="seconds"):
             p.decode(frame)
+
+
+def test_room_tokens_name_a_livekit_room_and_direct_tokens_still_parse() -> None:
+    room = p.make_room_token("room-9f")
+    assert p.parse_any_subscribe_token(room) == p.RoomTarget(room_name="room-9f")
+    direct = p.make_subscribe_token("sid-1", "127.0.0.1", 8765)
+    assert p.parse_any_subscribe_token(direct) == p.SubscribeTarget("sid-1", "127.0.0.1", 8765)
+    with pytest.raises(rt.InvalidToken, match="empty room_name"):
+        p.parse_any_subscribe_token(p.make_room_token(""))
+    with pytest.raises(rt.InvalidToken, match="sid/ip/port"):
+        p.parse_any_subscribe_token(base64.urlsafe_b64encode(b'{"room": "x"}').decode())
+
+
+def test_livekit_room_info_never_shows_its_token() -> None:
+    info = p.decode('{"type":"livekit_room_info","livekit_url":"ws://h","token":"SECRET-tok",'
+                    '"room_name":"r","session_id":"s"}')  # fmt: skip
+    assert "SECRET-tok" not in repr(info) and "SECRET-tok" not in str(info)
