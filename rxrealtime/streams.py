@@ -123,7 +123,7 @@ class HotStream(Observable[T], Generic[T]):
             try:
                 observer.on_next(value)
             except Exception as exc:
-                self._subscriber_failed(exc)
+                self.subscriber_failed(exc)
 
     def complete(self) -> None:
         """End the stream: every subscriber gets ``on_completed``, later ones at once."""
@@ -135,9 +135,11 @@ class HotStream(Observable[T], Generic[T]):
             try:
                 observer.on_completed()
             except Exception as exc:
-                self._subscriber_failed(exc)
+                self.subscriber_failed(exc)
 
-    def _subscriber_failed(self, exc: Exception) -> None:
+    def subscriber_failed(self, exc: Exception) -> None:
+        """Report that a subscriber raised ``exc`` (to the stream's error sink); for code
+        that delivers to :attr:`observers` itself on a hot path."""
         try:
             self._on_subscriber_error(self.name, exc)
         except Exception:  # the error sink itself must never break delivery
@@ -183,7 +185,7 @@ class StateStream(HotStream[T]):
             try:
                 observer.on_next(self._value)
             except Exception as exc:
-                self._subscriber_failed(exc)
+                self.subscriber_failed(exc)
         return super()._subscribe_core(observer, scheduler)
 
     def emit(self, value: T) -> None:
