@@ -254,7 +254,7 @@ def run_entry(name: str, full: bool, pytest_args: list[str]) -> Result:
     if code == 0 and ran > 0:
         return Result(name, label, "passed", f"{ran} tests{skipped}, {timing}", setup_s, test_s)
     if code == 5 or ran == 0:
-        why = "no tests collected (pytest exit 5)" if code == 5 else "no test ran"
+        why = "pytest exit 5: no tests collected" if code == 5 else "no test ran"
         return Result(name, label, "failed", f"{why}, {timing}", setup_s, test_s)
     bad = []
     if counts["failures"]:
