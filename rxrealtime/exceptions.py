@@ -28,6 +28,7 @@ an excerpt or a traceback show it.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from urllib.parse import quote
@@ -42,6 +43,7 @@ __all__ = [
     "NotConnected",
     "ProtocolError",
     "RealtimeError",
+    "RedactingFilter",
     "RequestRejected",
     "ServerError",
     "SessionClosed",
@@ -226,3 +228,18 @@ def excerpt(frame: bytes | str | None, limit: int = FRAME_EXCERPT_LIMIT) -> str 
     if len(text) > limit:
         text = text[:limit] + "…"
     return redact_secrets(text)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that passes every record through :func:`redact_secrets`.
+
+    Installed on the loggers of libraries that log what we hand them (LiveKit's SDK logs
+    a refused access token whole), so that no log line of the process shows a secret.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_secrets(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True

@@ -54,6 +54,9 @@ class MediaContext:
     stats_interval_s: float | None = None
     view_only: bool = False
     """A view-only subscriber: receive the generated video, publish nothing."""
+    media_timeout_s: float = 15.0
+    """How long :meth:`MediaTransport.start` may wait for the generated video before it
+    says so (a transport whose media never comes raises a clear error, not a timeout)."""
 
 
 class MediaTransport(abc.ABC):

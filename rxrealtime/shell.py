@@ -192,7 +192,7 @@ class SessionShell:
             stats_received=st.stats.emit, local_track=self.local_track,
             ice_servers=[s.as_dict() for s in self.options.ice_servers],
             loopback=self.loopback, stats_interval_s=self.options.stats_interval_s,
-            view_only=self.view_only,
+            view_only=self.view_only, media_timeout_s=self.options.connect_timeout_s / 2,
         )  # fmt: skip
         return load_transport(self.options.transport)(context)
 

@@ -18,7 +18,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import protocol as p
-from .exceptions import ConfigError, ConnectionLost, ProtocolError, register_secret
+from .exceptions import (
+    ConfigError,
+    ConnectionLost,
+    ProtocolError,
+    RedactingFilter,
+    register_secret,
+)
 from .media_transport import MediaContext, MediaTransport
 
 __all__ = ["GENERATED_IDENTITY_PREFIX", "LivekitTransport", "load_livekit"]
@@ -35,13 +41,20 @@ dropped both ways."""
 
 
 def load_livekit() -> Any:
-    """``livekit.rtc``, or a clear error naming the extra that installs it."""
+    """``livekit.rtc``, or a clear error naming the extra that installs it.
+
+    LiveKit's SDK logs a refused access token whole: its logger gets our redacting
+    filter, so tokens (registered as secrets) never reach a log line.
+    """
     try:
         from livekit import rtc
     except ImportError:
         raise ConfigError(
             "the LiveKit transport needs LiveKit's SDK: pip install 'rxrealtime[livekit]'"
         ) from None
+    sdk_logger = logging.getLogger("livekit")
+    if not any(isinstance(f, RedactingFilter) for f in sdk_logger.filters):
+        sdk_logger.addFilter(RedactingFilter())
     return rtc
 
 
@@ -82,7 +95,14 @@ class LivekitTransport(MediaTransport):
             for publication in participant.track_publications.values():
                 if publication.track is not None:
                     self._on_track_subscribed(publication.track, publication, participant)
-        await self._generated
+        wait = self.context.media_timeout_s
+        try:
+            await asyncio.wait_for(asyncio.shield(self._generated), wait)
+        except asyncio.TimeoutError:
+            raise ConnectionLost(
+                f"joined LiveKit room {info.room_name!r}, but no {GENERATED_IDENTITY_PREFIX}* "
+                f"participant published video within {wait:g} s"
+            ) from None
 
     def on_frame(self, frame: p.ServerMessage) -> None:
         if not isinstance(frame, p.LivekitRoomInfo) or self._info is None:
