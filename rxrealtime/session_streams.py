@@ -4,8 +4,10 @@ A live :class:`~rxrealtime.Session` and anything else that publishes a session's
 (a replay, a test double) share this set, so every consumer (operators, fleets,
 dashboards) can take any of them. Every stream is hot and exists from construction on;
 none ever calls ``on_error`` (errors are values on ``errors``); all complete when the
-session is closed for good, ``errors`` last. ``connection_changes`` replays its current
-value to a new subscriber; the others are event streams and do not replay.
+session is closed for good, ``errors`` last. Streams that describe "the current value"
+replay it to a new subscriber: ``connection_changes`` (always has one),
+``session_started``, ``queue_positions`` and ``stats`` (once they have one); the others
+are event streams and do not replay.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import msgspec
 from . import protocol as p
 from .events import ConnectionState, SessionInfo
 from .exceptions import RealtimeError, SubscriberError
-from .streams import HotStream, StateStream
+from .streams import HotStream, LatestStream, StateStream
 
 __all__ = ["AckLatency", "SessionStreams"]
 
@@ -52,18 +54,22 @@ class SessionStreams:
             "connection_changes", ConnectionState.DISCONNECTED, report
         )
         """The connection state; replays the current one to each new subscriber."""
-        self.session_started: HotStream[SessionInfo] = HotStream("session_started", report)
-        """A new server session (once per link): its id and subscribe token."""
+        self.session_started: LatestStream[SessionInfo] = LatestStream("session_started", report)
+        """A new server session (once per link): its id and subscribe token; replays the
+        latest, so subscribing after ``connect()`` still sees it."""
         self.prompt_acks: HotStream[p.PromptAck] = HotStream("prompt_acks", report)
         self.image_acks: HotStream[p.SetImageAck] = HotStream("image_acks", report)
         self.ack_latencies: HotStream[AckLatency] = HotStream("ack_latencies", report)
-        self.queue_positions: HotStream[p.QueuePosition] = HotStream("queue_positions", report)
+        self.queue_positions: LatestStream[p.QueuePosition] = LatestStream(
+            "queue_positions", report
+        )
+        """Waiting for capacity: position and queue size; replays the latest."""
         self.remote_tracks: HotStream[Any] = HotStream("remote_tracks", report)
         """Each remote video track the media transport receives."""
         self.frames: HotStream[Any] = HotStream("frames", report)
         """Decoded generated video frames (``av.VideoFrame``)."""
-        self.stats: HotStream[Any] = HotStream("stats", report)
-        """WebRTC stats reports, sampled only while observed."""
+        self.stats: LatestStream[Any] = LatestStream("stats", report)
+        """WebRTC stats reports, sampled only while observed; replays the latest."""
 
     @property
     def streams(self) -> dict[str, HotStream[Any]]:

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from .exceptions import SessionClosed
+from .exceptions import ConfigError, SessionClosed
 
-__all__ = ["HotStream", "StateStream", "next_value", "values"]
+__all__ = ["DEFAULT_MAXSIZE", "HotStream", "LatestStream", "StateStream", "next_value", "values"]
 
 T = TypeVar("T")
 
@@ -196,24 +197,83 @@ class StateStream(HotStream[T]):
         super().emit(value)
 
 
-def values(source: Observable[T]) -> AsyncIterator[T]:
+class LatestStream(HotStream[T]):
+    """A hot stream that replays its latest value (if any) to each new subscriber, like
+    RxJS ``shareReplay(1)``: subscribing after ``connect()`` still sees the session id,
+    the current queue position, the latest stats. Unlike :class:`StateStream` it has no
+    initial value and publishes every value, equal or not."""
+
+    _NONE: Any = object()
+
+    def __init__(self, name: str, on_subscriber_error: SubscriberErrorSink | None = None) -> None:
+        super().__init__(name, on_subscriber_error)
+        self._latest: Any = self._NONE
+
+    @property
+    def latest(self) -> T | None:
+        """The latest value, or ``None`` before the first."""
+        return None if self._latest is self._NONE else self._latest  # type: ignore[no-any-return]
+
+    def _subscribe_core(
+        self, observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        if not self._completed and self._latest is not self._NONE:
+            try:
+                observer.on_next(self._latest)
+            except Exception as exc:
+                self.subscriber_failed(exc)
+        return super()._subscribe_core(observer, scheduler)
+
+    def emit(self, value: T) -> None:
+        self._latest = value
+        super().emit(value)
+
+
+Overflow = Literal["drop_oldest", "keep_latest"]
+
+DEFAULT_MAXSIZE = 100
+"""How many values ``async for`` holds for a slow consumer before it drops some."""
+
+
+def values(
+    source: Observable[T], *, maxsize: int = DEFAULT_MAXSIZE, overflow: Overflow = "drop_oldest"
+) -> AsyncIterator[T]:
     """Iterate over any observable with ``async for``; ends when it completes.
 
-    Values are queued without bound, so a slow consumer sees every value, late rather
-    than never. Breaking out of the loop unsubscribes.
+    At most ``maxsize`` values wait for a slow consumer (``0``: no bound), so iterating
+    ``session.frames`` slowly cannot grow memory without limit. When full, ``overflow``
+    says what goes: ``"drop_oldest"`` (the default: the consumer sees the newest
+    ``maxsize`` values) or ``"keep_latest"`` (only the newest value waits: right for
+    "current value" streams). Completion and errors are never dropped. Breaking out of
+    the loop unsubscribes.
     """
+    if maxsize < 0:
+        raise ConfigError("maxsize must be 0 (no bound) or more")
+    if overflow not in ("drop_oldest", "keep_latest"):
+        raise ConfigError("overflow must be 'drop_oldest' or 'keep_latest'")
+    bound = 1 if overflow == "keep_latest" else maxsize
 
     async def iterate() -> AsyncIterator[T]:
-        queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
-        put = queue.put_nowait
+        pending: deque[tuple[int, Any]] = deque()
+        ready = asyncio.Event()
+
+        def put(kind: int, item: Any) -> None:
+            if kind == 0 and bound and len(pending) >= bound:
+                pending.popleft()
+            pending.append((kind, item))
+            ready.set()
+
         subscription = source.subscribe(
-            on_next=lambda v: put((0, v)),
-            on_error=lambda e: put((1, e)),
-            on_completed=lambda: put((2, None)),
+            on_next=lambda v: put(0, v),
+            on_error=lambda e: put(1, e),
+            on_completed=lambda: put(2, None),
         )
         try:
             while True:
-                kind, item = await queue.get()
+                while not pending:
+                    ready.clear()
+                    await ready.wait()
+                kind, item = pending.popleft()
                 if kind == 0:
                     yield item
                 elif kind == 1:

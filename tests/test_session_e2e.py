@@ -392,3 +392,10 @@ async def test_a_cancelled_disconnect_still_finishes(make_session) -> None:
     first.cancel()
     await session.disconnect()
     assert session.closed and rec.completed == set(rec.values)
+
+
+async def test_a_subscriber_after_connect_still_sees_the_session_identity(make_session) -> None:
+    session = make_session()
+    async with session.connect(local_track=rt.media.SyntheticTrack(96, 64, fps=10)):
+        late = await session.session_started.next(timeout=5)  # replayed, not awaited anew
+        assert late.sid == session.session_id and late.subscribe_token

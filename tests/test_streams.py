@@ -10,7 +10,7 @@ from reactivex.testing import ReactiveTest, TestScheduler
 
 import rxrealtime as rt
 from rxrealtime import protocol as p
-from rxrealtime.streams import HotStream, StateStream
+from rxrealtime.streams import HotStream, LatestStream, StateStream
 
 
 def test_values_reach_every_subscriber_in_order() -> None:
@@ -183,3 +183,59 @@ async def test_next_times_out_and_fails_on_completion() -> None:
 async def test_next_on_state_stream_returns_current_value() -> None:
     state = StateStream("state", "connected")
     assert await rt.next_value(state) == "connected"
+
+
+# -- bounded async iteration and latest-value replay ---------------------------------
+
+
+async def test_async_for_holds_at_most_maxsize_values_dropping_the_oldest() -> None:
+    stream: HotStream[int] = HotStream("s")
+    iterator = rt.values(stream, maxsize=3)
+    first = asyncio.ensure_future(iterator.__anext__())  # subscribes
+    await asyncio.sleep(0)
+    for i in range(10):  # a slow consumer: nothing read while 10 values arrive
+        stream.emit(i)
+    stream.complete()
+    assert await first == 7  # 0..6 were dropped: memory stays bounded
+    assert [v async for v in iterator] == [8, 9]
+
+
+async def test_keep_latest_iteration_sees_only_the_newest_value() -> None:
+    stream: HotStream[int] = HotStream("s")
+    iterator = rt.values(stream, overflow="keep_latest")
+    first = asyncio.ensure_future(iterator.__anext__())
+    await asyncio.sleep(0)
+    for i in range(5):
+        stream.emit(i)
+    stream.complete()
+    assert await first == 4
+    assert [v async for v in iterator] == []
+
+
+async def test_bad_bounds_are_clear_errors() -> None:
+    with pytest.raises(rt.ConfigError, match="maxsize"):
+        rt.values(HotStream("s"), maxsize=-1)
+    with pytest.raises(rt.ConfigError, match="overflow"):
+        rt.values(HotStream("s"), overflow="sometimes")  # type: ignore[arg-type]
+
+
+def test_latest_stream_replays_its_last_value_and_publishes_every_value() -> None:
+    stream: LatestStream[int] = LatestStream("latest")
+    early: list[int] = []
+    stream.subscribe(early.append)
+    stream.emit(1)
+    stream.emit(1)  # equal values still publish (unlike a state stream)
+    late: list[int] = []
+    stream.subscribe(late.append)
+    stream.emit(2)
+    assert early == [1, 1, 2] and late == [1, 2] and stream.latest == 2
+    stream.complete()
+    after: list[int] = []
+    stream.subscribe(after.append)
+    assert after == []
+
+
+def test_a_new_stream_has_nothing_to_replay() -> None:
+    seen: list[int] = []
+    LatestStream[int]("empty").subscribe(seen.append)
+    assert seen == []
