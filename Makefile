@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(PIP) install -e '.[dev]'
+	$(PIP) install -e '.[dev,livekit]'
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
@@ -39,7 +39,7 @@ test-matrix:
 	$(PYTHON) tools/matrix.py $(MATRIX)
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
-	$(PIP) install -e '.[dev,bench]'
+	$(PIP) install -e '.[dev,livekit,bench]'
 	touch $@ $(VENV)/.installed-dev $(VENV)/.installed
 
 bench: $(VENV)/.installed-bench
