@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 
 from typing import TYPE_CHECKING, Any
 
-from . import protocol
+from . import diagnostics, protocol
 from .exceptions import (
     AckTimeout,
     AuthError,
@@ -35,7 +35,7 @@ from .fleet import Fleet, FleetTotals, Keyed
 from .models import MODELS, ModelDefinition
 from .options import IceServer, ReconnectPolicy, SessionOptions
 from .session import AckLatency, ConnectionState, Session, SessionInfo, Subscriber
-from .streams import HotStream, StateStream, next_value, values
+from .streams import HotStream, LatestStream, StateStream, next_value, values
 
 if TYPE_CHECKING:
     from . import media
@@ -82,6 +82,7 @@ __all__ = [
     "IceServer",
     "InvalidToken",
     "Keyed",
+    "LatestStream",
     "ModelDefinition",
     "NotConnected",
     "ProtocolError",
@@ -98,6 +99,7 @@ __all__ = [
     "Subscriber",
     "SubscriberError",
     "__version__",
+    "diagnostics",
     "media",
     "next_value",
     "protocol",

@@ -5,28 +5,17 @@ asyncio task, no socket, no clock. The shell (:mod:`rxrealtime.shell`) feeds the
 of :mod:`rxrealtime.events` and carries out the decisions it gets back, so every rule
 is tested by feeding events and reading decisions (``tests/test_core.py``).
 
-The rules, in one place:
+The rules (``docs/architecture.md`` draws the table and explains each):
 
-* :data:`TRANSITIONS` maps (state, event type) to the rule that handles it and the
-  states it may lead to; an event with no row for the current state is refused with
-  :class:`~rxrealtime.RealtimeError` (for a user call such as ``connect()`` twice, that is
-  the error the caller sees).
-* A *link* is one server session (socket + media). The core numbers links; an event
-  about a link that is no longer the current one is stale and ignored, so a late
-  "socket closed" of a link already replaced can never disturb its successor.
-* Transient failures are retried: the first connect tries ``1 + max_attempts`` times
-  (no wait before the first) within ``connect_timeout_s`` overall; after an established
-  link is lost, ``max_attempts`` reconnects, each after its backoff delay and each
-  within ``connect_timeout_s``, and never more than the reconnect budget allows within
-  its window. Permanent errors (:func:`retryable`) are never retried, nor is a link
-  whose server ended generation (``generation_ended``).
-* A session that nothing will revive is closed for good: its streams complete.
-* ``session_started`` is announced once per link (an ICE restart's repeated
-  ``session_id`` is the same server session, and billing operators take
-  ``session_started`` as "ticks restart at 0").
-* Every error is published on ``errors`` once, at the place it is first known.
-* Prompt and image acknowledgements are matched by the :class:`~rxrealtime.acks.AckBook`;
-  a successful one is remembered and restored on the next link.
+* :data:`TRANSITIONS` maps (state, event type) to a rule; a pair with no row is refused
+  with :class:`~rxrealtime.RealtimeError`.
+* An event about a link that is no longer the current one is stale and ignored.
+* Transient failures are retried (the first connect ``1 + max_attempts`` times within
+  ``connect_timeout_s``; a lost link ``max_attempts`` times, each within
+  ``connect_timeout_s``, within the reconnect budget); permanent errors and links the
+  server ended are not. A session nothing will revive is closed for good.
+* ``session_started`` once per link; every error published once; acks matched by the
+  :class:`~rxrealtime.acks.AckBook`, the acknowledged prompt and image restored.
 
 Ticks and queue positions never pass through here: the shell's read loop hands them to
 their streams directly, because the hot path cannot afford a call per tick.
@@ -39,6 +28,7 @@ from typing import Any, NamedTuple
 
 from . import protocol as p
 from .acks import AckBook, PendingAck
+from .diagnostics import ReconnectAttempt, Reconnected
 from .events import (
     AckTimedOut,
     CancelTimer,
@@ -243,6 +233,9 @@ class SessionCore:
             self._set(S.GENERATING)
         if not reconnecting:
             self._out.append(ConnectFinished())
+        else:
+            downtime = max(0.0, event.at - self._lost_at)
+            self._emit("diagnostics", Reconnected(link.attempt, round(downtime, 3)))
 
     def _attempt_failed(self, event: LinkDown) -> None:
         """An attempt did not come up: the next one, or give up."""
@@ -253,7 +246,7 @@ class SessionCore:
         if self.state is S.RECONNECTING:
             self._out.append(CancelTimer(ATTEMPT_DEADLINE))
         if retryable(event.error) and link.attempt < len(self._attempts):
-            self._next_attempt(link.attempt + 1)
+            self._next_attempt(link.attempt + 1, event.error)
         elif self.state is S.CONNECTING:
             self._out.append(CancelTimer(CONNECT_DEADLINE))
             self._set(S.DISCONNECTED)
@@ -279,8 +272,9 @@ class SessionCore:
             ))  # fmt: skip
             self._close_for_good()
         else:
+            self._lost_at = event.at
             self._set(S.RECONNECTING)
-            self._next_attempt(1)
+            self._next_attempt(1, event.error)
 
     def _timer(self, event: TimerFired) -> None:
         if event.timer == RETRY:
@@ -380,15 +374,18 @@ class SessionCore:
 
     # -- small steps -----------------------------------------------------------------
 
-    def _next_attempt(self, attempt: int) -> None:
-        wait = self._attempts[attempt - 1]
+    def _next_attempt(self, attempt: int, cause: RealtimeError | None = None) -> None:
+        wait = self.config.jitter(self._attempts[attempt - 1])
+        if self.state is S.RECONNECTING:
+            why = f"{type(cause).__name__}: {cause}"
+            self._emit("diagnostics", ReconnectAttempt(attempt, round(wait, 3), why))
         if wait:
             self._pending_attempt = attempt
             self._out.append(StartTimer(RETRY, wait, TimerFired(RETRY)))
         else:
             self._open(attempt)
 
-    _pending_attempt = 1
+    _pending_attempt, _lost_at = 1, 0.0
 
     def _open(self, attempt: int) -> None:
         self._links += 1

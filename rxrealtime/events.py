@@ -93,9 +93,11 @@ class ConnectRequested(Event):
 
 @dataclass(frozen=True, slots=True)
 class LinkUp(Event):
-    """The link opened by :class:`OpenLink` carries media (or is all it needs to be)."""
+    """The link opened by :class:`OpenLink` carries media (or is all it needs to be);
+    ``at`` is when, on the shell's monotonic clock."""
 
     link: int
+    at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,11 @@ class Link:
         self.opener: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._teardown: asyncio.Task[None] | None = None
+        self._on_close: list[Callable[[], None]] = []
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when the teardown starts (to stop what watched this link)."""
+        self._on_close.append(callback)
 
     @property
     def closing(self) -> bool:
@@ -58,6 +63,8 @@ class Link:
         return self._teardown
 
     async def _close(self, drain_s: float) -> None:
+        for callback in self._on_close:
+            callback()
         opener = self.opener
         if opener is not None and not opener.done():
             opener.cancel()

@@ -58,6 +58,9 @@ class ReconnectPolicy(BaseModel):
     for good: a server that accepts and then kills every link would otherwise open a
     new billed server session forever (``max_attempts`` counts failures in a row)."""
     budget_window_s: float = Field(default=300.0, gt=0, le=86_400)
+    jitter: Literal["none", "full", "decorrelated"] = "full"
+    """Spread each wait (``full``: uniformly between 0 and the delay), so sessions that
+    lost their network together do not reconnect in lockstep."""
 
     def delays(self) -> list[float]:
         """The wait before each attempt, in order."""
@@ -88,6 +91,9 @@ class SessionOptions(BaseModel):
     heartbeat_s: float | None = Field(default=15.0, gt=0)
     """WebSocket ping interval: a half-open connection is noticed (and reconnected)."""
     reconnect: ReconnectPolicy = Field(default_factory=ReconnectPolicy)
+    video_stall_s: float | None = Field(default=2.0, gt=0, le=3600)
+    """Generated video silent this long while generating is a ``VideoStall`` on
+    ``diagnostics`` (``None``: not watched)."""
     max_tick_step_s: float = Field(default=60.0, gt=0, le=86_400)
     """A tick may move ahead of the last one by at most this plus twice the time elapsed
     since it; a larger jump is a ProtocolError on ``errors`` and is not billed."""

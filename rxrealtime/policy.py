@@ -7,9 +7,11 @@ machine (:mod:`rxrealtime.core`) so that each can change alone and be tested alo
 
 from __future__ import annotations
 
+import random
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .exceptions import ConfigError, ConnectionLost, RequestRejected, SessionClosed
 
@@ -19,6 +21,7 @@ __all__ = [
     "ReconnectBudget",
     "TickGuard",
     "close_error",
+    "make_jitter",
     "retryable",
 ]
 
@@ -136,6 +139,33 @@ class TickGuard:
         )
 
 
+Jitter = Literal["none", "full", "decorrelated"]
+
+
+def make_jitter(
+    mode: Jitter, rng: random.Random | None = None, cap_s: float = 10.0
+) -> Callable[[float], float]:
+    """Spread backoff waits so a fleet that lost its network does not come back in step.
+
+    ``full``: a uniform wait between 0 and the delay. ``decorrelated``: a uniform wait
+    between the delay and three times the previous wait, at most ``cap_s``. ``none``:
+    the delay as is. A delay of 0 (the first attempt of a connect) stays 0.
+    """
+    draw = (rng or random.Random()).uniform
+    previous = 0.0
+
+    def jitter(delay: float) -> float:
+        nonlocal previous
+        if mode == "none" or delay <= 0:
+            return delay
+        if mode == "full":
+            return draw(0.0, delay)
+        previous = min(cap_s, draw(delay, max(delay, previous * 3)))
+        return previous
+
+    return jitter
+
+
 @dataclass
 class CoreConfig:
     """The numbers the core decides with (from the validated session options)."""
@@ -145,6 +175,8 @@ class CoreConfig:
     reconnect_budget: int = 10
     """At most this many reconnects within ``reconnect_window_s``; then close for good."""
     reconnect_window_s: float = 300.0
+    jitter: Callable[[float], float] = field(default=lambda delay: delay)
+    """The wait actually used for a backoff delay (see :func:`make_jitter`)."""
     prompt_ack_timeout_s: float = 15.0
     image_ack_timeout_s: float = 30.0
     disconnect_drain_s: float = 1.0

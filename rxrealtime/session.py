@@ -26,7 +26,7 @@ from .inputs import ImageInput, check_prompt, load_image
 from .media_transport import TRANSPORTS, MediaTransport
 from .models import ModelDefinition, resolve_model
 from .options import SessionOptions, build_options
-from .policy import CoreConfig
+from .policy import CoreConfig, make_jitter
 from .roles import Role, Streaming, Viewing, ViewingRoom
 from .session_streams import AckLatency, SessionStreams
 from .shell import SessionShell
@@ -116,6 +116,7 @@ class Session(SessionStreams):
         self._core = core = SessionCore(CoreConfig(
             connect_timeout_s=o.connect_timeout_s, reconnect_delays=o.reconnect.delays(),
             reconnect_budget=o.reconnect.budget, reconnect_window_s=o.reconnect.budget_window_s,
+            jitter=make_jitter(o.reconnect.jitter, cap_s=max(o.reconnect.max_delay_s, 0.001)),
             prompt_ack_timeout_s=o.prompt_ack_timeout_s,
             image_ack_timeout_s=o.image_ack_timeout_s, describe=self.url, redact=self._redact,
         ))  # fmt: skip

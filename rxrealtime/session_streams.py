@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from . import protocol as p
+from .diagnostics import Diagnostic
 from .events import ConnectionState, SessionInfo
 from .exceptions import RealtimeError, SubscriberError
 from .streams import HotStream, LatestStream, StateStream
@@ -68,6 +69,8 @@ class SessionStreams:
         """Each remote video track the media transport receives."""
         self.frames: HotStream[Any] = HotStream("frames", report)
         """Decoded generated video frames (``av.VideoFrame``)."""
+        self.diagnostics: HotStream[Diagnostic] = HotStream("diagnostics", report)
+        """Phase timings, reconnect attempts, reconnects and video stalls."""
         self.stats: LatestStream[Any] = LatestStream("stats", report)
         """WebRTC stats reports, sampled only while observed; replays the latest."""
 

@@ -23,6 +23,7 @@ from .media_transport import MediaContext, MediaTransport, load_transport
 from .options import SessionOptions
 from .policy import close_error
 from .session_streams import AckLatency, SessionStreams
+from .timings import PhaseClock, StallWatch
 
 if TYPE_CHECKING:
     from .link import Link
@@ -70,6 +71,8 @@ class SessionShell:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._acks: dict[int, asyncio.Future[Any]] = {}
         self._connected: asyncio.Future[None] | None = None
+        stall_s = options.video_stall_s
+        self.stall_watch = StallWatch(streams, stall_s) if stall_s else None
         self._appliers: dict[type[ev.Decision], Callable[[Any], None]] = {
             ev.SetState: self._set_state, ev.Emit: self._emit, ev.OpenLink: self._open_link,
             ev.CloseLink: self._close_link, ev.StartTimer: self._start_timer,
@@ -150,8 +153,10 @@ class SessionShell:
         from .signaling import FrameRouter, checked_ticks
 
         number = link.number
+        clock = PhaseClock(self.streams, decision.attempt)
         try:
             await link.socket.open()
+            clock.mark("websocket")
             media = link.media = self._new_media(number)
             handlers: dict[type, Callable[[Any], None]] = {
                 p.GenerationTick: checked_ticks(
@@ -175,13 +180,22 @@ class SessionShell:
                 text, enhance = decision.prompt
                 await self.request("prompt", p.PromptMessage(text, enhance), None, number)
             await media.start()
+            clock.mark("media")
         except RealtimeError as exc:
-            self.feed(ev.LinkDown(number, exc))
+            clock.dispose()
+            self.feed(ev.LinkDown(number, exc, time.monotonic()))
         except Exception as exc:  # e.g. aiortc rejecting an SDP: still transient
+            clock.dispose()
             error = ConnectionLost(f"attempt {decision.attempt} failed: {exc!r}")
-            self.feed(ev.LinkDown(number, error))
+            self.feed(ev.LinkDown(number, error, time.monotonic()))
+        except BaseException:
+            clock.dispose()
+            raise
         else:
-            self.feed(ev.LinkUp(number))
+            link.on_close(clock.dispose)
+            if self.stall_watch is not None and self.options.transport != "none":
+                self.stall_watch.start()
+            self.feed(ev.LinkUp(number, time.monotonic()))
 
     def _new_media(self, number: int) -> MediaTransport:
         st = self.streams
@@ -248,6 +262,8 @@ class SessionShell:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
+        if self.stall_watch is not None:
+            self.stall_watch.stop()
         self.closing = asyncio.ensure_future(self._finish())
 
     async def _finish(self) -> None:

@@ -37,6 +37,7 @@ class Recorder:
             "frames",
             "ack_latencies",
             "stats",
+            "diagnostics",
         ):
             self._watch(name, getattr(session, name))
 

@@ -19,7 +19,8 @@ PURE = {
     "events": {"protocol", "exceptions"},
     "policy": {"exceptions"},
     "acks": set(),
-    "core": {"protocol", "exceptions", "events", "policy", "acks"},
+    "core": {"protocol", "exceptions", "events", "policy", "acks", "diagnostics"},
+    "diagnostics": set(),
     "billing": {"exceptions"},
 }
 IO_LIBRARIES = {"asyncio", "aiohttp", "aiortc", "aioice", "av", "numpy", "socket"}

@@ -507,3 +507,42 @@ def test_livekit_room_info_announces_the_session_with_a_room_token() -> None:
     (started,) = emitted(core.feed(FrameReceived(1, info)), "session_started")
     assert started.sid == "s-1" and (started.ip, started.port) == ("", 0)
     assert p.parse_any_subscribe_token(started.subscribe_token) == p.RoomTarget(room_name="r-1")
+
+
+# -- diagnostics and jitter ---------------------------------------------------------------------
+
+
+def test_reconnect_attempts_and_the_reconnect_are_diagnostics() -> None:
+    from rxrealtime.diagnostics import ReconnectAttempt, Reconnected
+
+    core = generating()
+    out = core.feed(LinkDown(1, LOST, at=100.0))
+    assert emitted(out, "diagnostics") == [
+        ReconnectAttempt(1, 0.5, "ConnectionLost: signaling socket closed (code 1006)")
+    ]
+    core.feed(TimerFired("retry"))
+    assert emitted(core.feed(LinkUp(2, at=101.25)), "diagnostics") == [Reconnected(1, 1.25)]
+
+
+def test_jitter_spreads_the_waits_of_two_sessions() -> None:
+    import random
+
+    from rxrealtime.policy import make_jitter
+
+    waits = []
+    for seed in (1, 2):
+        core = generating(jitter=make_jitter("full", random.Random(seed)))
+        (start,) = of(core.feed(LinkDown(1, LOST)), StartTimer)
+        waits.append(start.delay_s)  # type: ignore[attr-defined]
+    assert waits[0] != waits[1] and all(0 <= w <= 0.5 for w in waits)
+
+
+def test_decorrelated_jitter_grows_but_stays_under_its_cap() -> None:
+    import random
+
+    from rxrealtime.policy import make_jitter
+
+    jitter = make_jitter("decorrelated", random.Random(7), cap_s=4.0)
+    waits = [jitter(1.0) for _ in range(20)]
+    assert all(1.0 <= w <= 4.0 for w in waits) and max(waits) > 2.0
+    assert make_jitter("none")(3.0) == 3.0 and make_jitter("full")(0.0) == 0.0

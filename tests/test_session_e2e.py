@@ -399,3 +399,15 @@ async def test_a_subscriber_after_connect_still_sees_the_session_identity(make_s
     async with session.connect(local_track=rt.media.SyntheticTrack(96, 64, fps=10)):
         late = await session.session_started.next(timeout=5)  # replayed, not awaited anew
         assert late.sid == session.session_id and late.subscribe_token
+
+
+async def test_connect_phases_are_timed_on_diagnostics(make_session) -> None:
+    session = make_session()
+    rec = Recorder(session)
+    async with session.connect(local_track=rt.media.SyntheticTrack(96, 64, fps=10)):
+        await wait_until(lambda: len(rec["diagnostics"]) >= 4)
+    phases = [d.phase for d in rec["diagnostics"] if isinstance(d, rt.diagnostics.PhaseTiming)]
+    assert phases[:2] == ["websocket", "media"]
+    assert {"first_frame", "first_tick"} <= set(phases)
+    seconds = [d.seconds for d in rec["diagnostics"]]
+    assert all(s >= 0 for s in seconds) and seconds[0] <= seconds[1]
