@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 
 from typing import TYPE_CHECKING, Any
 
-from . import diagnostics, protocol
+from . import diagnostics, protocol, quality
 from .exceptions import (
     AckTimeout,
     AuthError,
@@ -103,6 +103,7 @@ __all__ = [
     "media",
     "next_value",
     "protocol",
+    "quality",
     "serve_embedded",
     "values",
 ]

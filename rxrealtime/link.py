@@ -31,9 +31,9 @@ class Link:
         self.opener: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._teardown: asyncio.Task[None] | None = None
-        self._on_close: list[Callable[[], None]] = []
+        self._on_close: list[Callable[[], object]] = []
 
-    def on_close(self, callback: Callable[[], None]) -> None:
+    def on_close(self, callback: Callable[[], object]) -> None:
         """Call ``callback`` when the teardown starts (to stop what watched this link)."""
         self._on_close.append(callback)
 

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from . import protocol as p
 from .exceptions import ConfigError, RealtimeError
+from .quality import MediaCounters
 
 __all__ = [
     "TRANSPORTS",
@@ -44,14 +45,11 @@ class MediaContext:
     problem: Callable[[RealtimeError], None]
     track_received: Callable[[Any], None]
     frame_received: Callable[[Any], None]
-    stats_wanted: Callable[[], bool]
-    stats_received: Callable[[Any], None]
     local_track: Any = None
     """The user's video track (sent as is), or ``None`` for receive-only."""
     ice_servers: Sequence[dict[str, Any]] = field(default_factory=list)
     loopback: bool = False
     """The service is on this machine: media must not leave loopback either."""
-    stats_interval_s: float | None = None
     view_only: bool = False
     """A view-only subscriber: receive the generated video, publish nothing."""
     media_timeout_s: float = 15.0
@@ -78,6 +76,14 @@ class MediaTransport(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Release everything; called once, also after a failed :meth:`start`."""
+
+    async def sample(self) -> tuple[MediaCounters, Any]:
+        """Cumulative media counters now, and the transport's raw stats report (if any).
+
+        The session samples this every ``stats_interval_s`` while anyone observes
+        ``stats``, ``raw_stats`` or ``quality``; frame counts are the session's own.
+        """
+        return MediaCounters(), None
 
 
 class SignalingOnly(MediaTransport):

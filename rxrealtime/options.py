@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from . import __version__
 from .exceptions import ConfigError
 from .media_transport import TRANSPORTS
+from .quality import QualityThresholds
 
 __all__ = ["IceServer", "ReconnectPolicy", "SessionOptions", "default_user_agent"]
 
@@ -74,7 +75,7 @@ class ReconnectPolicy(BaseModel):
 
 
 class SessionOptions(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     api_key: SecretStr
     ice_servers: list[IceServer] = Field(default_factory=list)
@@ -87,10 +88,13 @@ class SessionOptions(BaseModel):
     max_image_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     max_frame_bytes: int = Field(default=1024 * 1024, ge=1024)
     """Larger server frames are reported as ProtocolError and skipped; 8x larger closes."""
-    stats_interval_s: float | None = Field(default=2.0, gt=0)
+    stats_interval_s: float | None = Field(default=1.0, gt=0)
     heartbeat_s: float | None = Field(default=15.0, gt=0)
     """WebSocket ping interval: a half-open connection is noticed (and reconnected)."""
     reconnect: ReconnectPolicy = Field(default_factory=ReconnectPolicy)
+    quality_thresholds: QualityThresholds | None = None
+    """Where ``session.quality`` turns fair, poor and critical (defaults: the table in
+    :mod:`rxrealtime.quality`)."""
     video_stall_s: float | None = Field(default=2.0, gt=0, le=3600)
     """Generated video silent this long while generating is a ``VideoStall`` on
     ``diagnostics`` (``None``: not watched)."""

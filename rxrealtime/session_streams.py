@@ -6,7 +6,8 @@ dashboards) can take any of them. Every stream is hot and exists from constructi
 none ever calls ``on_error`` (errors are values on ``errors``); all complete when the
 session is closed for good, ``errors`` last. Streams that describe "the current value"
 replay it to a new subscriber: ``connection_changes`` (always has one),
-``session_started``, ``queue_positions`` and ``stats`` (once they have one); the others
+``session_started``, ``queue_positions``, ``stats``, ``raw_stats`` and ``quality``
+(once they have one); the others
 are event streams and do not replay.
 """
 
@@ -21,6 +22,7 @@ from . import protocol as p
 from .diagnostics import Diagnostic
 from .events import ConnectionState, SessionInfo
 from .exceptions import RealtimeError, SubscriberError
+from .quality import ConnectionQuality, SessionStats
 from .streams import HotStream, LatestStream, StateStream
 
 __all__ = ["AckLatency", "SessionStreams"]
@@ -71,8 +73,14 @@ class SessionStreams:
         """Decoded generated video frames (``av.VideoFrame``)."""
         self.diagnostics: HotStream[Diagnostic] = HotStream("diagnostics", report)
         """Phase timings, reconnect attempts, reconnects and video stalls."""
-        self.stats: LatestStream[Any] = LatestStream("stats", report)
-        """WebRTC stats reports, sampled only while observed; replays the latest."""
+        self.stats: LatestStream[SessionStats] = LatestStream("stats", report)
+        """Typed media figures every ``stats_interval_s`` (fps, bitrate, loss, jitter,
+        rtt, freezes), sampled only while observed; replays the latest."""
+        self.raw_stats: LatestStream[Any] = LatestStream("raw_stats", report)
+        """The transport's own stats report (aiortc's ``RTCStatsReport``), as sampled."""
+        self.quality: LatestStream[ConnectionQuality] = LatestStream("quality", report)
+        """good / fair / poor / critical and the limiting factor, on change only;
+        replays the latest (thresholds: :mod:`rxrealtime.quality`)."""
 
     @property
     def streams(self) -> dict[str, HotStream[Any]]:

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from . import events as ev
 from . import protocol as p
 from .core import SessionCore
@@ -22,6 +24,7 @@ from .exceptions import ConnectionLost, RealtimeError, SessionClosed
 from .media_transport import MediaContext, MediaTransport, load_transport
 from .options import SessionOptions
 from .policy import close_error
+from .quality import StatsSampler, assess
 from .session_streams import AckLatency, SessionStreams
 from .timings import PhaseClock, StallWatch
 
@@ -65,6 +68,7 @@ class SessionShell:
         self.url, self.describe, self.loopback, self.redact = url, describe, loopback, redact
         self.make_signaling, self.view_only = make_signaling, view_only
         self.links: dict[int, Link] = {}
+        self.frames_received = 0
         self.local_track: Any = None
         self.closing: asyncio.Task[None] | None = None
         self._teardowns: set[asyncio.Task[None]] = set()
@@ -193,6 +197,9 @@ class SessionShell:
             raise
         else:
             link.on_close(clock.dispose)
+            if self.options.stats_interval_s:
+                sampling = self._sample_stats(media, self.options.stats_interval_s)
+                link.on_close(sampling.cancel)
             if self.stall_watch is not None and self.options.transport != "none":
                 self.stall_watch.start()
             self.feed(ev.LinkUp(number, time.monotonic()))
@@ -202,13 +209,46 @@ class SessionShell:
         context = MediaContext(
             send=self.links[number].socket.send, lost=self._lost(number),
             problem=st.errors.emit, track_received=st.remote_tracks.emit,
-            frame_received=st.frames.emit, stats_wanted=lambda: bool(st.stats.observers),
-            stats_received=st.stats.emit, local_track=self.local_track,
+            frame_received=self._count_frame, local_track=self.local_track,
             ice_servers=[s.as_dict() for s in self.options.ice_servers],
-            loopback=self.loopback, stats_interval_s=self.options.stats_interval_s,
+            loopback=self.loopback,
             view_only=self.view_only, media_timeout_s=self.options.connect_timeout_s / 2,
         )  # fmt: skip
         return load_transport(self.options.transport)(context)
+
+    def _count_frame(self, frame: Any) -> None:
+        self.frames_received += 1
+        self.streams.frames.emit(frame)
+
+    def _sample_stats(self, media: MediaTransport, interval: float) -> asyncio.Task[None]:
+        """Every ``interval``, while anyone watches: stats, raw stats and the quality."""
+        st = self.streams
+
+        async def loop() -> None:
+            sampler = StatsSampler()
+            while True:
+                await asyncio.sleep(interval)
+                if not (st.stats.observers or st.quality.observers or st.raw_stats.observers):
+                    continue
+                counters, raw = await media.sample()
+                counters = msgspec.structs.replace(counters, frames_received=self.frames_received)
+                watch = self.stall_watch
+                freezes = watch.freezes if watch else (0, 0.0, False)
+                stats = sampler.sample(counters, time.monotonic(), freezes=freezes[0],
+                                       freeze_s=freezes[1], frozen=freezes[2])  # fmt: skip
+                if raw is not None:
+                    st.raw_stats.emit(raw)
+                if stats is not None:
+                    st.stats.emit(stats)
+                    verdict = assess(stats, self.options.quality_thresholds)
+                    latest = st.quality.latest
+                    if latest is None or (latest.level, latest.limiting) != (
+                        verdict.level,
+                        verdict.limiting,
+                    ):
+                        st.quality.emit(verdict)
+
+        return asyncio.ensure_future(loop())
 
     def _control(self, number: int) -> Callable[[p.ServerMessage], None]:
         return lambda frame: self.feed(ev.FrameReceived(number, frame))

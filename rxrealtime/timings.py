@@ -64,6 +64,7 @@ class StallWatch:
         self._streams, self._threshold = streams, threshold_s
         self._last = time.monotonic()
         self._stalled_since: float | None = None
+        self._count, self._total = 0, 0.0
         self._handle: asyncio.TimerHandle | None = None
         self._subscription = streams.frames.subscribe(self._on_frame)
 
@@ -81,6 +82,7 @@ class StallWatch:
         if self._stalled_since is not None:
             total = round(now - self._stalled_since, 3)
             self._stalled_since = None
+            self._total += total
             self._streams.diagnostics.emit(VideoStall(total, ongoing=False))
         self._last = now
 
@@ -91,8 +93,16 @@ class StallWatch:
             self._last = now  # only silence while generating (and billed) is a stall
         elif self._stalled_since is None and now - self._last >= self._threshold:
             self._stalled_since = self._last
+            self._count += 1
             self._streams.diagnostics.emit(VideoStall(round(now - self._last, 3)))
         self._schedule()
+
+    @property
+    def freezes(self) -> tuple[int, float, bool]:
+        """Stalls so far, their seconds (an ongoing one up to now), and whether one is on."""
+        ongoing = self._stalled_since is not None
+        extra = time.monotonic() - self._stalled_since if self._stalled_since is not None else 0
+        return self._count, self._total + extra, ongoing
 
     def stop(self) -> None:
         if self._handle is not None:

@@ -20,8 +20,9 @@ from aiortc.mediastreams import MediaStreamError
 from . import protocol as p
 from .exceptions import ConnectionLost, ProtocolError, register_secret
 from .ice import CandidateBuffer, candidate_from_wire, create_peer_connection, gather_on_loopback
-from .media import BorrowedTrack
+from .media import VIDEO_CLOCK_RATE, BorrowedTrack
 from .media_transport import MediaContext, MediaTransport
+from .quality import MediaCounters
 
 __all__ = ["AiortcTransport"]
 
@@ -42,6 +43,7 @@ class AiortcTransport(MediaTransport):
         self._answered: asyncio.Future[None] | None = None
         self._peer_up: asyncio.Future[None] | None = None
         self._closed = False
+        self._frames_sent = 0
 
     @property
     def peer_connection(self) -> RTCPeerConnection | None:
@@ -85,7 +87,7 @@ class AiortcTransport(MediaTransport):
         self._wire(pc)
         track = self.context.local_track
         if track is not None:
-            pc.addTransceiver(BorrowedTrack(track), direction="sendrecv")
+            pc.addTransceiver(_CountingTrack(track, self), direction="sendrecv")
         else:
             pc.addTransceiver("video", direction="recvonly")
         offer = await pc.createOffer()
@@ -112,9 +114,6 @@ class AiortcTransport(MediaTransport):
             if track.kind == "video":
                 self.context.track_received(track)
                 self._spawn(self._pump_frames(track))
-
-        if self.context.stats_interval_s:
-            self._spawn(self._pump_stats(pc, self.context.stats_interval_s))
 
     async def _apply_answer(self, pc: RTCPeerConnection, sdp: str) -> None:
         try:
@@ -160,13 +159,45 @@ class AiortcTransport(MediaTransport):
         except MediaStreamError:
             pass
 
-    async def _pump_stats(self, pc: RTCPeerConnection, interval: float) -> None:
-        while self.pc is pc:
-            await asyncio.sleep(interval)
-            if pc.connectionState == "connected" and self.context.stats_wanted():
-                self.context.stats_received(await pc.getStats())
+    async def sample(self) -> tuple[MediaCounters, Any]:
+        """Counters from aiortc's stats report (jitter from RTP units of the 90 kHz clock)."""
+        pc = self.pc
+        if pc is None or pc.connectionState != "connected":
+            return MediaCounters(frames_sent=self._frames_sent), None
+        report = await pc.getStats()
+        received = lost = bytes_in = bytes_out = 0
+        jitter = rtt = None
+        for stat in report.values():
+            kind = stat.type
+            if kind == "inbound-rtp":
+                received += stat.packetsReceived or 0
+                lost += stat.packetsLost or 0
+                jitter = (stat.jitter or 0) / VIDEO_CLOCK_RATE
+            elif kind == "remote-inbound-rtp" and stat.roundTripTime is not None:
+                rtt = stat.roundTripTime
+            elif kind == "transport":
+                bytes_in += stat.bytesReceived or 0
+                bytes_out += stat.bytesSent or 0
+        counters = MediaCounters(
+            frames_sent=self._frames_sent, bytes_received=bytes_in, bytes_sent=bytes_out,
+            packets_received=received, packets_lost=lost, jitter_s=jitter, rtt_s=rtt,
+        )  # fmt: skip
+        return counters, report
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+class _CountingTrack(BorrowedTrack):
+    """The user's track, lent to this peer, counting the frames it sends."""
+
+    def __init__(self, source: MediaStreamTrack, owner: AiortcTransport) -> None:
+        super().__init__(source)
+        self._owner = owner
+
+    async def recv(self) -> Any:
+        frame = await super().recv()
+        self._owner._frames_sent += 1
+        return frame

@@ -38,6 +38,8 @@ class Recorder:
             "ack_latencies",
             "stats",
             "diagnostics",
+            "raw_stats",
+            "quality",
         ):
             self._watch(name, getattr(session, name))
 

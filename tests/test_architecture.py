@@ -21,6 +21,7 @@ PURE = {
     "acks": set(),
     "core": {"protocol", "exceptions", "events", "policy", "acks", "diagnostics"},
     "diagnostics": set(),
+    "quality": set(),
     "billing": {"exceptions"},
 }
 IO_LIBRARIES = {"asyncio", "aiohttp", "aiortc", "aioice", "av", "numpy", "socket"}

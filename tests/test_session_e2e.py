@@ -340,11 +340,19 @@ async def test_queue_positions_are_published(make_session, server) -> None:
 async def test_webrtc_stats_are_published_while_observed(make_session) -> None:
     session = make_session(stats_interval_s=0.2)
     reports: list[Any] = []
-    session.stats.subscribe(reports.append)
+    stats: list[Any] = []
+    session.raw_stats.subscribe(reports.append)  # aiortc's own report, as sampled
+    session.stats.subscribe(stats.append)  # typed figures
     async with session.connect(local_track=rt.media.SyntheticTrack()):
-        await wait_until(lambda: len(reports) >= 2)
+        await wait_until(lambda: len(reports) >= 2 and len(stats) >= 3)
+        quality = await session.quality.next(timeout=1)  # replayed: the latest verdict
     kinds = {stat.type for stat in reports[-1].values()}
     assert {"inbound-rtp", "outbound-rtp"} <= kinds
+    last = stats[-1]
+    assert isinstance(last, rt.quality.SessionStats)
+    assert last.inbound_fps > 0 and last.outbound_fps > 0 and last.frames_received > 0
+    assert last.inbound_bitrate_bps and last.packet_loss is not None
+    assert quality.level in ("good", "fair", "poor", "critical")
 
 
 async def test_server_ending_the_session_completes_the_streams() -> None:

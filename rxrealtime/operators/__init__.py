@@ -29,11 +29,13 @@ from typing import Any
 from reactivex import Observable, abc
 
 from ..billing import Rate
+from ..quality import ConnectionQuality, QualityThresholds, SessionStats
 from ._billedseconds import billed_seconds_
 from ._billingrate import billing_rate_
 from ._budgetalert import budget_alert_
 from ._budgetguard import Disconnectable, budget_guard_
 from ._cost import cost_
+from ._quality import quality_
 from ._stalldetector import stall_detector_
 from ._tickdeltas import tick_deltas_
 from ._types import BudgetAlert, BudgetExceeded, Stall
@@ -48,6 +50,7 @@ __all__ = [
     "budget_alert",
     "budget_guard",
     "cost",
+    "quality",
     "stall_detector",
     "tick_deltas",
 ]
@@ -166,3 +169,13 @@ def billing_rate(
     when billing stops instead of freezing at its last value.
     """
     return billing_rate_(window_s, scheduler)
+
+
+def quality(
+    thresholds: QualityThresholds | None = None,
+) -> Callable[[Observable[SessionStats]], Observable[ConnectionQuality]]:
+    """A :class:`~rxrealtime.quality.ConnectionQuality` verdict from a stats stream
+    (``session.stats`` or a replay's), emitted when the level or the limiting factor
+    changes. ``thresholds`` default to the table in :mod:`rxrealtime.quality`; the same
+    grading backs ``session.quality``."""
+    return quality_(thresholds)
