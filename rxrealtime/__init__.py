@@ -39,9 +39,11 @@ from .streams import HotStream, LatestStream, StateStream, next_value, values
 
 if TYPE_CHECKING:
     from . import media
+    from .connectivity import check_connectivity
     from .server import EmbeddedServer, Faults, ServerSettings, serve_embedded
 
 _LAZY = {
+    "check_connectivity": "connectivity",
     "EmbeddedServer": "server",
     "Faults": "server",
     "ServerSettings": "server",
@@ -99,6 +101,7 @@ __all__ = [
     "Subscriber",
     "SubscriberError",
     "__version__",
+    "check_connectivity",
     "diagnostics",
     "media",
     "next_value",
