@@ -52,6 +52,8 @@ class MediaContext:
     """The service is on this machine: media must not leave loopback either."""
     view_only: bool = False
     """A view-only subscriber: receive the generated video, publish nothing."""
+    preferred_codec: str | None = None
+    """``vp8`` or ``h264`` to offer first, or ``None`` for the transport's default."""
     media_timeout_s: float = 15.0
     """How long :meth:`MediaTransport.start` may wait for the generated video before it
     says so (a transport whose media never comes raises a clear error, not a timeout)."""

@@ -101,6 +101,11 @@ class SessionOptions(BaseModel):
     max_tick_step_s: float = Field(default=60.0, gt=0, le=86_400)
     """A tick may move ahead of the last one by at most this plus twice the time elapsed
     since it; a larger jump is a ProtocolError on ``errors`` and is not billed."""
+    preferred_codec: Literal["vp8", "h264"] | None = None
+    """The video codec to offer first (aiortc: the transceiver's codec preferences;
+    LiveKit: the published track's codec); ``None``: the transport's default."""
+    speed: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_-]{0,15}$")
+    """Sent as the ``speed`` query parameter (e.g. ``fast``), when set."""
     transport: str = "aiortc"
     """How media travels: ``"aiortc"`` (a direct WebRTC peer) or ``"none"`` (signaling
     only: events without video)."""

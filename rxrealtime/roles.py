@@ -22,7 +22,9 @@ class Role:
 
     view_only = False
 
-    def endpoint(self, resolution: str | None) -> tuple[str, dict[str, str]]:
+    def endpoint(
+        self, resolution: str | None, speed: str | None = None
+    ) -> tuple[str, dict[str, str]]:
         """The URL path and query (without the key and user agent) to connect to."""
         raise NotImplementedError
 
@@ -39,10 +41,14 @@ class Streaming(Role):
     def __init__(self, model: ModelDefinition) -> None:
         self.model = model
 
-    def endpoint(self, resolution: str | None) -> tuple[str, dict[str, str]]:
+    def endpoint(
+        self, resolution: str | None, speed: str | None = None
+    ) -> tuple[str, dict[str, str]]:
         query = {"model": self.model.name}
         if resolution:
             query["resolution"] = resolution
+        if speed:
+            query["speed"] = speed
         return self.model.url_path, query
 
 
@@ -54,7 +60,9 @@ class Viewing(Role):
     def __init__(self, target: p.SubscribeTarget) -> None:
         self.target = target
 
-    def endpoint(self, resolution: str | None) -> tuple[str, dict[str, str]]:
+    def endpoint(
+        self, resolution: str | None, speed: str | None = None
+    ) -> tuple[str, dict[str, str]]:
         path = "/subscribe/" + quote(self.target.sid, safe="")
         return path, {"IP": self.target.ip, "port": str(self.target.port)}
 
@@ -77,5 +85,7 @@ class ViewingRoom(Viewing):
     def __init__(self, target: p.RoomTarget) -> None:
         self.room = target
 
-    def endpoint(self, resolution: str | None) -> tuple[str, dict[str, str]]:
+    def endpoint(
+        self, resolution: str | None, speed: str | None = None
+    ) -> tuple[str, dict[str, str]]:
         return "/watch-stream/" + quote(self.room.room_name, safe=""), {}

@@ -101,7 +101,7 @@ class Session(SessionStreams):
         else:  # a viewer may name the model it watches, for dashboards and prices
             self.model = resolve_model(options.pop("model", "mirage_v2"))
         self.options: SessionOptions = build_options(api_key, **options)
-        path, query = role.endpoint(self.options.resolution)
+        path, query = role.endpoint(self.options.resolution, self.options.speed)
         query.update(TRANSPORTS[self.options.transport].query)
         key = self.options.api_key.get_secret_value()
         register_secret(key)  # no error of this process may ever show it

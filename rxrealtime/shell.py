@@ -211,7 +211,7 @@ class SessionShell:
             problem=st.errors.emit, track_received=st.remote_tracks.emit,
             frame_received=self._count_frame, local_track=self.local_track,
             ice_servers=[s.as_dict() for s in self.options.ice_servers],
-            loopback=self.loopback,
+            loopback=self.loopback, preferred_codec=self.options.preferred_codec,
             view_only=self.view_only, media_timeout_s=self.options.connect_timeout_s / 2,
         )  # fmt: skip
         return load_transport(self.options.transport)(context)

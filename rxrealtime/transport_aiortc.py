@@ -87,9 +87,11 @@ class AiortcTransport(MediaTransport):
         self._wire(pc)
         track = self.context.local_track
         if track is not None:
-            pc.addTransceiver(_CountingTrack(track, self), direction="sendrecv")
+            transceiver = pc.addTransceiver(_CountingTrack(track, self), direction="sendrecv")
         else:
-            pc.addTransceiver("video", direction="recvonly")
+            transceiver = pc.addTransceiver("video", direction="recvonly")
+        if self.context.preferred_codec:
+            transceiver.setCodecPreferences(_codecs_first(self.context.preferred_codec))
         offer = await pc.createOffer()
         with gather_on_loopback(self.context.loopback):
             await pc.setLocalDescription(offer)
@@ -201,3 +203,12 @@ class _CountingTrack(BorrowedTrack):
         frame = await super().recv()
         self._owner._frames_sent += 1
         return frame
+
+
+def _codecs_first(name: str) -> list[Any]:
+    """aiortc's video codecs with ``name`` (``vp8``, ``h264``) first, others after."""
+    from aiortc import RTCRtpSender
+
+    codecs = RTCRtpSender.getCapabilities("video").codecs
+    wanted = [c for c in codecs if c.mimeType.lower() == f"video/{name}"]
+    return wanted + [c for c in codecs if c not in wanted]

@@ -159,9 +159,8 @@ class LivekitTransport(MediaTransport):
             first = await track.recv()
         source = rtc.VideoSource(first.width, first.height)
         local = rtc.LocalVideoTrack.create_video_track("camera", source)
-        options = rtc.TrackPublishOptions(
-            source=rtc.TrackSource.SOURCE_CAMERA, video_codec=rtc.VideoCodec.H264
-        )
+        codec = rtc.VideoCodec.VP8 if self.context.preferred_codec == "vp8" else rtc.VideoCodec.H264
+        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, video_codec=codec)
         await self.room.local_participant.publish_track(local, options)
         source.capture_frame(_to_livekit(rtc, first))
         self._spawn(self._pump_local(track, source))

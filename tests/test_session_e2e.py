@@ -419,3 +419,24 @@ async def test_connect_phases_are_timed_on_diagnostics(make_session) -> None:
     assert {"first_frame", "first_tick"} <= set(phases)
     seconds = [d.seconds for d in rec["diagnostics"]]
     assert all(s >= 0 for s in seconds) and seconds[0] <= seconds[1]
+
+
+@pytest.mark.parametrize("codec", ["h264", "vp8"])
+async def test_the_preferred_codec_is_the_one_negotiated(make_session, codec: str) -> None:
+    from rxrealtime.transport_aiortc import AiortcTransport
+
+    session = make_session(preferred_codec=codec)
+    async with session.connect(local_track=rt.media.SyntheticTrack(96, 64, fps=10)):
+        media = session.media_transport
+        assert isinstance(media, AiortcTransport) and media.pc is not None
+        answer = media.pc.remoteDescription.sdp
+        video = answer[answer.index("m=video") :]
+        first_payload = video.split("\r\n")[0].split()[3]
+        assert f"a=rtpmap:{first_payload} {codec.upper()}/90000" in video
+
+
+def test_speed_is_sent_as_a_query_parameter_and_validated() -> None:
+    session = rt.Session("ws://127.0.0.1:9", api_key="k" * 8, speed="fast")
+    assert "speed=fast" in session.url
+    with pytest.raises(rt.ConfigError, match="speed"):
+        rt.Session("ws://127.0.0.1:9", api_key="k" * 8, speed="Warp 9!")
