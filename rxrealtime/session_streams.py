@@ -47,6 +47,8 @@ class SessionStreams:
         """Every error, typed (``ProtocolError``, ``ServerError``, ``ConnectionLost``...)."""
         self.messages: HotStream[p.ServerMessage] = HotStream("messages", report)
         """Every decoded server frame."""
+        self.sent: HotStream[p.ClientMessage] = HotStream("sent", report)
+        """Every frame the client sent (offers, candidates, prompts, images, joins)."""
         self.generation_ticks: HotStream[p.GenerationTick] = HotStream("generation_ticks", report)
         """Billing ticks: cumulative seconds of the current server session."""
         self.generation_started: HotStream[p.GenerationStarted] = HotStream(

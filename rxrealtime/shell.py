@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -127,7 +128,7 @@ class SessionShell:
         link = self.links[self.core.link or 0]
         started = time.perf_counter()
         try:
-            await link.socket.send(message)
+            await self._send(link, message)
             frame = await future
         finally:
             if self._acks.pop(ack.id, None) is not None and not future.done():
@@ -207,7 +208,7 @@ class SessionShell:
     def _new_media(self, number: int) -> MediaTransport:
         st = self.streams
         context = MediaContext(
-            send=self.links[number].socket.send, lost=self._lost(number),
+            send=partial(self._send, self.links[number]), lost=self._lost(number),
             problem=st.errors.emit, track_received=st.remote_tracks.emit,
             frame_received=self._count_frame, local_track=self.local_track,
             ice_servers=[s.as_dict() for s in self.options.ice_servers],
@@ -215,6 +216,12 @@ class SessionShell:
             view_only=self.view_only, media_timeout_s=self.options.connect_timeout_s / 2,
         )  # fmt: skip
         return load_transport(self.options.transport)(context)
+
+    async def _send(self, link: Link, message: p.ClientMessage) -> None:
+        """Every client frame leaves through here, and is published on ``sent``."""
+        await link.socket.send(message)
+        if self.streams.sent.observers:
+            self.streams.sent.emit(message)
 
     def _count_frame(self, frame: Any) -> None:
         self.frames_received += 1

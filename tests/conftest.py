@@ -24,6 +24,7 @@ class Recorder:
         self.completed: set[str] = set()
         for name in (
             "messages",
+            "sent",
             "generation_ticks",
             "generation_started",
             "generation_ended",

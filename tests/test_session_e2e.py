@@ -440,3 +440,13 @@ def test_speed_is_sent_as_a_query_parameter_and_validated() -> None:
     assert "speed=fast" in session.url
     with pytest.raises(rt.ConfigError, match="speed"):
         rt.Session("ws://127.0.0.1:9", api_key="k" * 8, speed="Warp 9!")
+
+
+async def test_every_frame_the_client_sends_is_on_sent(make_session) -> None:
+    session = make_session()
+    rec = Recorder(session)
+    async with session.connect(local_track=rt.media.SyntheticTrack(96, 64, fps=10), prompt="a"):
+        await session.set_prompt("b")
+    kinds = [type(m).__name__ for m in rec["sent"]]
+    assert kinds[:2] == ["PromptMessage", "Offer"] and kinds[-1] == "PromptMessage"
+    assert [m.prompt for m in rec["sent"] if isinstance(m, p.PromptMessage)] == ["a", "b"]
