@@ -1,8 +1,9 @@
 """rxrealtime: realtime video-generation sessions as hot reactivex streams.
 
-Importing the package loads no media stack: aiortc, av and numpy (through
-``rxrealtime.media``) and the embedded server (``serve_embedded``, ``EmbeddedServer``,
-``Faults``, ``ServerSettings``) load on first use, and so does aiohttp (on connect).
+Importing the package loads only its errors: every other public name loads its module
+on first use, so ``import rxrealtime.protocol`` costs msgspec alone, ``rt.Session``
+brings reactivex and pydantic, and aiohttp, aiortc, av, numpy and the embedded server
+load only when a session connects or the server starts.
 
 >>> import rxrealtime as rt
 >>> session = rt.Session("ws://127.0.0.1:8765", api_key="...", model="mirage_v2")
@@ -15,7 +16,6 @@ __version__ = "0.1.0"
 
 from typing import TYPE_CHECKING, Any
 
-from . import diagnostics, protocol, quality
 from .exceptions import (
     AckTimeout,
     AuthError,
@@ -31,29 +31,38 @@ from .exceptions import (
     SessionClosed,
     SubscriberError,
 )
-from .fleet import Fleet, FleetTotals, Keyed
-from .models import MODELS, ModelDefinition
-from .options import IceServer, ReconnectPolicy, SessionOptions
-from .session import AckLatency, ConnectionState, Session, SessionInfo, Subscriber
-from .streams import HotStream, LatestStream, StateStream, next_value, values
 
 if TYPE_CHECKING:
-    from . import media
+    from . import diagnostics, media, protocol, quality
     from .connectivity import check_connectivity
+    from .fleet import Fleet, FleetTotals, Keyed
+    from .models import MODELS, ModelDefinition
+    from .options import IceServer, ReconnectPolicy, SessionOptions
     from .server import EmbeddedServer, Faults, ServerSettings, serve_embedded
+    from .session import AckLatency, ConnectionState, Session, SessionInfo, Subscriber
+    from .streams import HotStream, LatestStream, StateStream, next_value, values
 
-_LAZY = {
-    "check_connectivity": "connectivity",
-    "EmbeddedServer": "server",
-    "Faults": "server",
-    "ServerSettings": "server",
-    "serve_embedded": "server",
-    "media": None,
+#: Public name -> the module it lives in (``None``: the name is a submodule). Nothing
+#: but the errors loads at ``import rxrealtime``: a decoder-only user who imports
+#: ``rxrealtime.protocol`` pays for msgspec and nothing else.
+_LAZY: dict[str, str | None] = {
+    **dict.fromkeys(("check_connectivity",), "connectivity"),
+    **dict.fromkeys(("Fleet", "FleetTotals", "Keyed"), "fleet"),
+    **dict.fromkeys(("MODELS", "ModelDefinition"), "models"),
+    **dict.fromkeys(("IceServer", "ReconnectPolicy", "SessionOptions"), "options"),
+    **dict.fromkeys(("EmbeddedServer", "Faults", "ServerSettings", "serve_embedded"), "server"),
+    **dict.fromkeys(
+        ("AckLatency", "ConnectionState", "Session", "SessionInfo", "Subscriber"), "session"
+    ),
+    **dict.fromkeys(
+        ("HotStream", "LatestStream", "StateStream", "next_value", "values"), "streams"
+    ),
+    **dict.fromkeys(("diagnostics", "media", "nats", "protocol", "quality", "tapes"), None),
 }
 
 
 def __getattr__(name: str) -> Any:
-    """Load the heavy parts (the server, the media stack) when first asked for."""
+    """Load each public name's module when the name is first used."""
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     import importlib

@@ -23,7 +23,18 @@ def loaded_after(code: str) -> set[str]:
 
 def test_import_rxrealtime_loads_no_media_stack_and_no_server() -> None:
     loaded = loaded_after("import rxrealtime")
-    assert "rxrealtime.session" in loaded  # the import did run
+    assert "rxrealtime.exceptions" in loaded  # the import did run
+    assert sorted(m for m in HEAVY if m in loaded) == []
+
+
+def test_a_decoder_only_user_pays_for_msgspec_alone() -> None:
+    loaded = loaded_after("import rxrealtime.protocol")
+    assert sorted(m for m in (*HEAVY, "pydantic", "reactivex") if m in loaded) == []
+
+
+def test_a_session_loads_no_network_or_media_stack_until_it_connects() -> None:
+    loaded = loaded_after("import rxrealtime as rt\nrt.Session('ws://127.0.0.1:9', api_key='k')")
+    assert "rxrealtime.session" in loaded and "reactivex" in loaded
     assert sorted(m for m in HEAVY if m in loaded) == []
 
 
