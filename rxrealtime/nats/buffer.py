@@ -3,7 +3,7 @@
 Every event is kept, oldest first, until JetStream acknowledges it (a failed publish
 leaves it in place, so order is kept and the retry carries the same message id). When
 more than ``limit`` events wait (NATS unreachable for long), one is dropped per new
-event, in this order, never one that is being published right now:
+event, in this order, never the new one nor one that is being published right now:
 
 1. a **superseded tick**: a tick of a server session whose newer tick is also waiting.
    Ticks are cumulative, so the newer one carries the billing: nothing is lost but
@@ -95,7 +95,7 @@ class OutBuffer:
         self._compact()
         dropped: list[Pending] = []
         while len(self._entries) > self.limit:
-            victim = self._evict()
+            victim = self._evict(keep=entry.id)
             if victim is None:
                 break  # everything left is in flight
             dropped.append(victim)
@@ -139,7 +139,8 @@ class OutBuffer:
     def _is_superseded(self, entry: Pending) -> bool:
         return entry.is_tick and entry.slot is not None and self._latest.get(entry.slot) != entry.id
 
-    def _evict(self) -> Pending | None:
+    def _evict(self, keep: int) -> Pending | None:
+        """Drop one entry by the policy; never ``keep`` (the one just added) nor one in flight."""
         for queue, superseded in ((self._superseded, True), (self._others, False)):
             skipped: list[int] = []
             victim: Pending | None = None
@@ -147,7 +148,7 @@ class OutBuffer:
                 candidate = queue.popleft()
                 if candidate not in self._entries:
                     continue  # already sent
-                if candidate in self._inflight:
+                if candidate in self._inflight or candidate == keep:
                     skipped.append(candidate)
                     continue
                 victim = self._entries[candidate]
@@ -158,7 +159,7 @@ class OutBuffer:
                 self._count(victim, superseded)
                 return victim
         for entry in self._entries.values():
-            if entry.id not in self._inflight:
+            if entry.id not in self._inflight and entry.id != keep:
                 self._remove(entry.id)
                 self._count(entry, superseded=False)
                 return entry

@@ -29,7 +29,7 @@ from .connection import connect
 from .server import LocalNatsServer, NatsServerNotFound
 from .view import FleetView, totals_json
 
-__all__ = ["run_demo", "run_fleet", "run_from_args", "spawn_worker"]
+__all__ = ["read_report", "run_demo", "run_fleet", "run_from_args", "spawn_worker"]
 
 
 async def _until_stopped(seconds: float | None) -> None:
@@ -118,7 +118,8 @@ async def spawn_worker(
     )
 
 
-async def _report_of(process: asyncio.subprocess.Process) -> dict[str, Any]:
+async def read_report(process: asyncio.subprocess.Process) -> dict[str, Any]:
+    """Wait for a worker started by :func:`spawn_worker`; its JSON report."""
     out, _ = await process.communicate()
     lines = out.decode(errors="replace").strip().splitlines()
     if process.returncode != 0 or not lines:
@@ -175,7 +176,7 @@ async def run_demo(
                     )
                     for i in range(workers)
                 ]
-                reports = await asyncio.gather(*(_report_of(p) for p in procs))
+                reports = await asyncio.gather(*(read_report(p) for p in procs))
                 expected = {sid: s for r in reports for sid, s in r["billed_by_session"].items()}
                 exact = await _caught_up(agg, expected, timeout_s=10.0)
             summary = {

@@ -62,12 +62,15 @@ async def connect(
     name: str | None = None,
     connect_timeout_s: float = 2.0,
     reconnect_wait_s: float = 0.25,
+    connect_attempts: int = 3,
     **options: Any,
 ) -> Client:
     """Connect to NATS; raises :class:`FleetConnectError` if it cannot within the timeout.
 
-    Once connected, the client reconnects for ever (every ``reconnect_wait_s``): a
-    disconnection is logged, never raised. Other keyword options go to ``nats.connect``.
+    The first connection is tried ``connect_attempts`` times, ``reconnect_wait_s``
+    apart, within ``connect_timeout_s`` in all. Once connected, the client reconnects
+    for ever (every ``reconnect_wait_s``): a disconnection is logged, never raised.
+    Other keyword options go to ``nats.connect``.
     """
     check_url(url)
     if connect_timeout_s <= 0:
@@ -94,7 +97,8 @@ async def connect(
         "name": name,
         "connect_timeout": max(1, round(connect_timeout_s)),
         "reconnect_time_wait": reconnect_wait_s,
-        "max_reconnect_attempts": -1,
+        # a few tries for the first connection (a refused one fails fast), then for ever
+        "max_reconnect_attempts": connect_attempts,
         "error_cb": on_error,
         "disconnected_cb": on_disconnected,
         "reconnected_cb": on_reconnected,
@@ -104,12 +108,17 @@ async def connect(
         await asyncio.wait_for(nc.connect(**settings), connect_timeout_s)
     except (asyncio.TimeoutError, OSError, nats.errors.Error) as exc:
         await _abandon(nc)
-        cause = last_error[0] if last_error else exc
-        detail = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
+        if last_error:
+            detail = f"{type(last_error[0]).__name__}: {last_error[0]}"
+        elif isinstance(exc, asyncio.TimeoutError):
+            detail = f"no answer within {connect_timeout_s} s"
+        else:
+            detail = f"{type(exc).__name__}: {exc}"
         raise FleetConnectError(
-            f"cannot connect to NATS at {shown} within {connect_timeout_s} s ({detail}); "
-            f"is nats-server running there? (start one with `nats-server -js`)"
+            f"cannot connect to NATS at {shown} ({detail}); is nats-server running there? "
+            f"(start one with `nats-server -js`)"
         ) from None
+    nc.options["max_reconnect_attempts"] = options.get("max_reconnect_attempts", -1)
     connected.set()
     return nc
 

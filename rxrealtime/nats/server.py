@@ -53,8 +53,11 @@ def _free_port() -> int:
 class LocalNatsServer:
     """``nats-server -js`` on 127.0.0.1; the store survives :meth:`stop`/:meth:`start`."""
 
-    def __init__(self, store_dir: str | Path | None = None, port: int = 0) -> None:
+    def __init__(
+        self, store_dir: str | Path | None = None, port: int = 0, *, jetstream: bool = True
+    ) -> None:
         self.binary = find_nats_server()
+        self.jetstream = jetstream
         self._own_dir = store_dir is None
         self.store_dir = Path(store_dir or tempfile.mkdtemp(prefix="rxrealtime-nats-"))
         self.port = port or _free_port()
@@ -78,16 +81,9 @@ class LocalNatsServer:
             return self
         self._log = open(self.log_path, "ab")
         offset = self._log.tell()
-        args = [
-            self.binary,
-            "-a",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-            "-js",
-            "-sd",
-            str(self.store_dir / "jetstream"),
-        ]
+        args = [self.binary, "-a", "127.0.0.1", "-p", str(self.port)]
+        if self.jetstream:
+            args += ["-js", "-sd", str(self.store_dir / "jetstream")]
         self._process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout_s
         while True:

@@ -93,12 +93,13 @@ async def run_worker(
             while time.monotonic() < deadline and not all(s.closed for s in live):
                 await asyncio.sleep(0.05)
             dropper.cancel()
+            keys = [publisher.key_of(s) for s in live]
             await asyncio.gather(*(s.disconnect() for s in live))
             await obeyer.close()
             await publisher.close(timeout_s=10.0)
             report: dict[str, Any] = {
                 "worker": worker,
-                "keys": [publisher.key_of(s) for s in live],
+                "keys": keys,
                 "published": publisher.published,
                 "dropped": publisher.dropped,
                 "stopped": stopped,
