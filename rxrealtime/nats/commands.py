@@ -210,6 +210,8 @@ async def run_demo(
 
 
 def _print_summary(summary: dict[str, Any], console: Console) -> None:
+    if not console.is_terminal:  # rich's Live leaves no newline after its last frame there
+        console.line()
     for w in summary["workers"]:
         console.print(
             f"  {w['worker']}: its server billed {w['billed_s']} s "

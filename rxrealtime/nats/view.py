@@ -113,13 +113,18 @@ class FleetView:
     def render(self) -> Group:
         agg = self.agg
         table = Table(title=self.title, expand=False)
-        columns = ("session", "worker", "model", "state", "billed s", "cost", "server sessions")
-        for column in columns:
-            table.add_column(column, justify="right" if column in ("billed s", "cost") else "left")
+        for column in ("session", "worker", "model", "state", "billed s", "cost", "links"):
+            right = column in ("billed s", "cost", "links")
+            table.add_column(
+                column,
+                justify="right" if right else "left",
+                no_wrap=True,
+                min_width=12 if column == "state" else None,
+            )
         for m in sorted(agg.members, key=lambda m: (m.worker, m.display_key)):
             price = agg.price_of(m.model)
             table.add_row(
-                m.display_key[:12],
+                m.display_key[:10],
                 m.worker,
                 m.model,
                 Text(str(m.state), style=STYLES.get(m.state, "")),
