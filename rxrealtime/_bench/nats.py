@@ -26,8 +26,9 @@ from typing import Any
 
 from .. import protocol as p
 from ..events import SessionInfo
-from ..fleet import Fleet
+from ..fleet import Fleet, FleetTotals
 from ..session import Session
+from ..streams import StateStream
 from ._common import Config, SuiteResult, percentile, ratio_per_repeat, summary
 
 __all__ = ["run"]
@@ -99,8 +100,9 @@ def _fleet_throughput(n: int, events: int, tag: str) -> float:
     return rounds * n / elapsed
 
 
-async def _paced(sessions: list[Session], seconds: float, emitted: dict[Any, float]) -> None:
-    """Tick every session in turn, ``PACED_RATE`` ticks a second in all, for ``seconds``."""
+async def _paced(sessions: list[Session], seconds: float, emitted: list[float]) -> None:
+    """Tick every session in turn, ``PACED_RATE`` ticks a second in all, for ``seconds``;
+    ``emitted`` gets each tick's emission time (every tick bills exactly 1 s)."""
     loop = asyncio.get_running_loop()
     start = loop.time()
     count = [0] * len(sessions)
@@ -110,22 +112,32 @@ async def _paced(sessions: list[Session], seconds: float, emitted: dict[Any, flo
         while sent < due:
             i = sent % len(sessions)
             count[i] += 1
-            emitted[(i, count[i])] = time.perf_counter()
+            emitted.append(time.perf_counter())
             sessions[i].generation_ticks.emit(p.GenerationTick(seconds=count[i]))
             sent += 1
         await asyncio.sleep(0.002)
 
 
+def _probe(totals: StateStream[FleetTotals], emitted: list[float], latencies: list[float]) -> None:
+    """Time each tick to the fleet total that includes it: the total's N-th new second is
+    the N-th tick emitted (ticks of one publisher arrive in order)."""
+    base = counted = totals.value.billed_s
+
+    def on_totals(t: FleetTotals) -> None:
+        nonlocal counted
+        now = time.perf_counter()
+        for k in range(counted - base, t.billed_s - base):
+            latencies.append(now - emitted[k])
+        counted = max(counted, t.billed_s)
+
+    totals.subscribe(on_totals)
+
+
 async def _nats_latency(url: str, n: int, seconds: float, tag: str) -> list[float]:
     async with _pipeline(url, n, tag) as (sessions, publisher, agg):
-        index = {publisher.key_of(s): i for i, s in enumerate(sessions)}
-        emitted: dict[Any, float] = {}
+        emitted: list[float] = []
         latencies: list[float] = []
-
-        def on_total(keyed: Any) -> None:  # billed is emitted once the total includes the tick
-            latencies.append(time.perf_counter() - emitted[(index[keyed.key], keyed.value)])
-
-        agg.billed.subscribe(on_total)
+        _probe(agg.totals, emitted, latencies)
         await _paced(sessions, seconds, emitted)
         await publisher.flush(30)
         deadline = time.monotonic() + 10
@@ -138,12 +150,9 @@ async def _fleet_latency(n: int, seconds: float, tag: str) -> list[float]:
     sessions = _sessions(n)
     fleet = Fleet(sessions)
     _start(sessions, tag)
-    index = {fleet.key_of(s): i for i, s in enumerate(sessions)}
-    emitted: dict[Any, float] = {}
+    emitted: list[float] = []
     latencies: list[float] = []
-    fleet.billed.subscribe(
-        lambda k: latencies.append(time.perf_counter() - emitted[(index[k.key], k.value)])
-    )
+    _probe(fleet.totals, emitted, latencies)
     await _paced(sessions, seconds, emitted)
     fleet.close()
     return latencies
@@ -216,7 +225,7 @@ def run(config: Config) -> SuiteResult:
             "(replaying viewer consumer), publisher and aggregator on one event loop. "
             "events/s: ticks fed with back-pressure (<= 4,096 ahead) until the aggregator "
             "applied the last; latency: 1,000 ticks/s in all, from the tick's emission on "
-            "its session to the fleet total including it. The in-process rt.Fleet gets the "
+            "its session to the totals update that includes it. The in-process rt.Fleet gets the "
             "same sessions and ticks."
         ),
     )

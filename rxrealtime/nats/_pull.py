@@ -121,4 +121,8 @@ class PullLoop:
                     pass
             if self._conflict is not None:
                 conflict, self._conflict = self._conflict, None
-                await self.on_conflict(conflict)
+                try:
+                    await self.on_conflict(conflict)
+                except Exception:  # e.g. NATS went away while recreating: try again later
+                    logger.exception("fleet aggregator: handling %r failed", conflict)
+                    await asyncio.sleep(1.0)

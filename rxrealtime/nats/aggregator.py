@@ -1,9 +1,7 @@
 """The fleet across machines: :class:`NatsFleet`, fed from a JetStream consumer.
 
-It has the streams of the in-process :class:`~rxrealtime.Fleet` (``states``, ``ticks``,
-``billed``, ``billed_deltas``, ``errors``, ``totals``, plus ``generation_ended`` and
-``commands``) with the same :class:`~rxrealtime.Keyed` values and
-:class:`~rxrealtime.FleetTotals`, so the same operators apply::
+It has the streams of :class:`~rxrealtime.Fleet` (plus ``generation_ended`` and
+``commands``), with the same ``Keyed`` values and ``FleetTotals``, so operators apply::
 
     agg = await rt.nats.fleet(js, prices={"mirage_v2": "0.01"}, budget_s=3600)
     agg.totals.pipe(ops.map(lambda t: t.billed_s), rto.budget_alert(limit_s=3000))
@@ -12,7 +10,6 @@ Totals come from :class:`~.ledger.FleetLedger` (a max per server session: duplic
 redeliveries never count twice). With a ``durable`` name the aggregator checkpoints to
 JetStream (see :mod:`._store`) and a restarted one ends with the same totals as one that
 never stopped; with ``durable=None`` it is a viewer that replays the stream on start.
-
 ``budget_s``/``budget_cost`` turn on the fleet-wide budget guard (:mod:`.guard`).
 """
 
@@ -335,7 +332,10 @@ class NatsFleet:
     async def _checkpoints(self) -> None:
         while True:
             await asyncio.sleep(self.checkpoint_interval_s)
-            await self.checkpoint()
+            try:
+                await self.checkpoint()
+            except Exception:  # unexpected: log, keep the loop (what changed stays dirty)
+                logger.exception("fleet aggregator %s: checkpoint failed", self._consumer)
 
     async def checkpoint(self) -> bool:
         """Save what changed, then acknowledge what it covers; False if NATS refused."""
@@ -350,7 +350,7 @@ class NatsFleet:
             await self._checkpoint.save(records, self.ledger)
             if msg is not None:
                 await msg.ack()
-        except (nats.errors.Error, asyncio.TimeoutError, OSError) as exc:
+        except Exception as exc:  # NATS away, a timeout...: all of it is saved next time
             self.ledger.dirty |= dirty
             logger.warning(
                 "fleet aggregator %s: checkpoint failed (%s); retrying", self._consumer, exc

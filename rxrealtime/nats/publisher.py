@@ -323,13 +323,20 @@ class Publisher:
             if not self.stream_ready:
                 try:
                     await self.ensure_stream()
-                except FleetConnectError as exc:
+                except Exception as exc:  # FleetConnectError, or the connection closing
                     logger.warning("fleet publisher %s: %s", self.worker, exc)
                     await asyncio.sleep(backoff)
                     backoff = min(1.0, backoff * 2)
                     continue
             batch = self._buffer.take(self.batch)
-            if await self._send(batch):
+            try:
+                sent = await self._send(batch)
+            except Exception:  # never let the sender die: the events stay buffered
+                logger.exception("fleet publisher %s: publishing failed", self.worker)
+                for entry in batch:
+                    self._buffer.settle(entry, ok=False)
+                sent = False
+            if sent:
                 backoff = 0.05
                 if self._owed or self._buffer.drops:
                     self._report_drops()
