@@ -29,6 +29,7 @@ EXPECTED = {
     ],
     "fleet.py": [r"fleet: 5 of 5 generating, cost 0\.\d+", r"total: \d+ s over 5 sessions"],
     "async_ticks.py": [r"billed so far: 1 s\n(.*\n){3}billed so far: 5 s\n$"],
+    "quality_alert.py": [r"quality: critical fps", r"ALERT: quality critical \(fps\) for 5\.0 s"],
 }
 
 
