@@ -24,6 +24,7 @@ from rich.table import Table
 
 from .. import protocol as p
 from ..billing import Rate, SessionBilling, resolve_rate
+from ..diagnostics import PhaseTiming, Reconnected
 from ..exceptions import RealtimeError
 from ..operators import Stall, stall_detector
 from ..session import ConnectionState, Session
@@ -41,6 +42,10 @@ STATE_STYLES = {
     ConnectionState.RECONNECTING: "bold yellow",
     ConnectionState.DISCONNECTED: "red",
 }
+
+
+QUALITY_STYLES = {"good": "bold green", "fair": "yellow", "poor": "bold yellow",
+                  "critical": "bold red"}  # fmt: skip
 
 
 def sparkline(values: list[int]) -> str:
@@ -92,6 +97,11 @@ class TerminalDashboard:
         self.stall_after_s = stall_after_s
         self.stalls = 0
         self.stalled = False
+        self.quality: Any = None
+        self.stats: Any = None
+        self.reconnects = 0
+        self.downtime_s = 0.0
+        self.first_frame_s: float | None = None
         self.billing = SessionBilling(
             session,
             rate=resolve_rate(rate_per_second, prices, session.model.name if prices else None),
@@ -144,7 +154,26 @@ class TerminalDashboard:
             self.stalls += 1
             self.stalled = True
 
+        def on_diagnostic(event: Any) -> None:
+            if isinstance(event, Reconnected):
+                self.reconnects += 1
+                self.downtime_s += event.downtime_s
+            elif isinstance(event, PhaseTiming) and event.phase == "first_frame":
+                if self.first_frame_s is None:
+                    self.first_frame_s = event.seconds
+
+        def on_quality(quality: Any) -> None:
+            self.quality = quality
+
+        def on_stats(stats: Any) -> None:
+            self.stats = stats
+
         watched: list[reactivex.Observable[Any]] = []
+        for name, action in (("quality", on_quality), ("stats", on_stats),
+                             ("diagnostics", on_diagnostic)):  # fmt: skip
+            stream = getattr(s, name, None)  # a replay or a test double may lack some
+            if stream is not None:
+                watched.append(stream.pipe(ops.do_action(action)))
         if self.stall_after_s is not None:
             detector = stall_detector(
                 self.stall_after_s, states=s.connection_changes, scheduler=self.scheduler
@@ -195,6 +224,19 @@ class TerminalDashboard:
         history = self.tick_rate_history()
         table.add_row(f"ticks/s ({self.history_s} s)", sparkline(history) + f" {history[-1]}")
         table.add_row("frames received", str(self.frames))
+        if self.quality is not None:
+            style = QUALITY_STYLES.get(self.quality.level, "")
+            limit = f" ({self.quality.limiting})" if self.quality.limiting else ""
+            table.add_row("quality", f"[{style}]{self.quality.level}[/]{limit}")
+        if self.stats is not None:
+            st = self.stats
+            rtt = "n/a" if st.rtt_s is None else f"{st.rtt_s * 1000:.0f} ms"
+            loss = "n/a" if st.packet_loss is None else f"{st.packet_loss:.1%}"
+            table.add_row("fps / rtt / loss", f"{st.inbound_fps:.1f} / {rtt} / {loss}")
+        if self.first_frame_s is not None:
+            table.add_row("first frame", f"{self.first_frame_s:.2f} s after connect")
+        if self.reconnects:
+            table.add_row("reconnects", f"{self.reconnects} ({self.downtime_s:.1f} s down)")
         if self.stall_after_s is not None:
             now = f" [yellow]no tick for {self.stall_after_s:g} s[/]" if self.stalled else ""
             table.add_row("stalls", f"{self.stalls}{now}")
