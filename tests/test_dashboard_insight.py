@@ -24,3 +24,28 @@ async def test_the_terminal_view_shows_quality_stats_and_time_to_first_frame(ser
     text = out.getvalue()
     assert "quality" in text and view.quality.level in text
     assert "fps / rtt / loss" in text and "first frame" in text
+
+
+async def test_prometheus_exports_quality_fps_and_time_to_first_frame(server) -> None:
+    from test_dashboards import samples, scrape
+
+    from rxrealtime.dashboards import PrometheusExporter
+
+    session = rt.Session(server.url, api_key=server.api_key, stats_interval_s=0.2)
+    exporter = PrometheusExporter(rt.Fleet())
+    exporter.watch(session)
+    await exporter.start(port=0)
+    try:
+        async with session.connect(local_track=rt.media.SyntheticTrack(96, 64, fps=10)):
+            await wait_until(lambda: session.quality.latest is not None)
+            stats = session.stats
+            await wait_until(lambda: bool(stats.latest and stats.latest.inbound_fps))
+            got = samples(await scrape(exporter))
+        labels = (("model", "mirage_v2"), ("session", session.session_id))
+        assert got[("rxrealtime_inbound_fps", labels)] > 0
+        assert got[("rxrealtime_time_to_first_frame_seconds", labels)] > 0
+        level = session.quality.latest.level  # type: ignore[union-attr]
+        state = (("model", "mirage_v2"), ("rxrealtime_connection_quality", level), labels[1])
+        assert got[("rxrealtime_connection_quality", state)] == 1.0
+    finally:
+        await exporter.stop()

@@ -25,8 +25,11 @@ from prometheus_client import (
 from reactivex.disposable import CompositeDisposable
 
 from .. import protocol as p
+from ..diagnostics import Diagnostic, PhaseTiming, Reconnected
 from ..exceptions import RealtimeError
 from ..fleet import Fleet, FleetTotals, Keyed
+from ..quality import LEVELS as QUALITY_LEVELS
+from ..quality import ConnectionQuality, SessionStats
 from ..session import AckLatency, ConnectionState, Session
 
 __all__ = ["PrometheusExporter"]
@@ -92,6 +95,33 @@ class PrometheusExporter:
             "fleet_cost", "Cost of every watched session's billing (when priced).",
             namespace=ns, registry=reg,
         )  # fmt: skip
+        self.quality = Enum(
+            "connection_quality", "Connection quality verdict of the session.", labels,
+            states=list(QUALITY_LEVELS), namespace=ns, registry=reg,
+        )  # fmt: skip
+        self.inbound_fps = Gauge(
+            "inbound_fps", "Generated frames received per second.", labels,
+            namespace=ns, registry=reg,
+        )  # fmt: skip
+        self.rtt = Gauge(
+            "rtt_seconds", "Round-trip time of the media path.", labels, namespace=ns,
+            registry=reg,
+        )  # fmt: skip
+        self.packet_loss = Gauge(
+            "packet_loss_ratio", "Fraction of media packets lost in the last interval.",
+            labels, namespace=ns, registry=reg,
+        )  # fmt: skip
+        self.reconnects = Counter(
+            "reconnects", "Reconnects after a lost link.", labels, namespace=ns, registry=reg
+        )
+        self.downtime = Counter(
+            "downtime_seconds", "Seconds without a link, ended by reconnects.", labels,
+            namespace=ns, registry=reg,
+        )  # fmt: skip
+        self.first_frame = Gauge(
+            "time_to_first_frame_seconds", "From connect to the first generated frame.",
+            labels, namespace=ns, registry=reg,
+        )  # fmt: skip
         self._runner: web.AppRunner | None = None
         self._port = 0
         self._host = "127.0.0.1"
@@ -115,7 +145,32 @@ class PrometheusExporter:
                 self.observe_prompt_ack(model, latency.seconds)
 
         self._subscriptions.add(session.ack_latencies.subscribe(self._guard(on_latency)))
-        return self.fleet.add(session, key)
+        key = self.fleet.add(session, key)
+
+        def labels() -> dict[str, str]:  # the fleet's key settles on the first session id
+            return {"session": self.fleet.key_of(session), "model": model}
+
+        def on_quality(quality: ConnectionQuality) -> None:
+            self.quality.labels(**labels()).state(quality.level)
+
+        def on_stats(stats: SessionStats) -> None:
+            self.inbound_fps.labels(**labels()).set(stats.inbound_fps)
+            if stats.rtt_s is not None:
+                self.rtt.labels(**labels()).set(stats.rtt_s)
+            if stats.packet_loss is not None:
+                self.packet_loss.labels(**labels()).set(stats.packet_loss)
+
+        def on_diagnostic(event: Diagnostic) -> None:
+            if isinstance(event, Reconnected):
+                self.reconnects.labels(**labels()).inc()
+                self.downtime.labels(**labels()).inc(event.downtime_s)
+            elif isinstance(event, PhaseTiming) and event.phase == "first_frame":
+                self.first_frame.labels(**labels()).set(event.seconds)
+
+        self._subscriptions.add(session.quality.subscribe(self._guard(on_quality)))
+        self._subscriptions.add(session.stats.subscribe(self._guard(on_stats)))
+        self._subscriptions.add(session.diagnostics.subscribe(self._guard(on_diagnostic)))
+        return key
 
     def observe_prompt_ack(self, model: str, seconds: float) -> None:
         self.prompt_ack_latency.labels(model=model).observe(seconds)
