@@ -46,6 +46,12 @@ def _start(sessions: list[Session], tag: str) -> None:
         s.session_started.emit(SessionInfo(sid=f"{tag}-{i}", ip="127.0.0.1", port=1))
 
 
+def _tick_all(sessions: list[Session], seconds: int) -> None:
+    tick = p.GenerationTick(seconds=seconds)
+    for s in sessions:
+        s.generation_ticks.emit(tick)
+
+
 @contextlib.asynccontextmanager
 async def _pipeline(url: str, n: int, tag: str) -> AsyncIterator[tuple[list[Session], Any, Any]]:
     """``n`` started sessions -> a publisher -> JetStream -> an aggregator (a viewer)."""
@@ -72,9 +78,7 @@ async def _nats_throughput(url: str, n: int, events: int, tag: str) -> float:
         rounds = max(1, events // n)
         started = time.perf_counter()
         for r in range(1, rounds + 1):
-            tick = p.GenerationTick(seconds=r)
-            for s in sessions:
-                s.generation_ticks.emit(tick)
+            _tick_all(sessions, r)
             while publisher.buffered > AHEAD:
                 await asyncio.sleep(0.0005)
         while agg.counters["frames"] < base + rounds * n:
@@ -91,9 +95,7 @@ def _fleet_throughput(n: int, events: int, tag: str) -> float:
     rounds = max(1, events // n)
     started = time.perf_counter()
     for r in range(1, rounds + 1):
-        tick = p.GenerationTick(seconds=r)
-        for s in sessions:
-            s.generation_ticks.emit(tick)
+        _tick_all(sessions, r)
     elapsed = time.perf_counter() - started
     assert fleet.total_billed_s == rounds * n
     fleet.close()
