@@ -29,6 +29,9 @@ EXPECTED = {
     ],
     "fleet.py": [r"fleet: 5 of 5 generating, cost 0\.\d+", r"total: \d+ s over 5 sessions"],
     "async_ticks.py": [r"billed so far: 1 s\n(.*\n){3}billed so far: 5 s\n$"],
+    "fleet_nats.py": [
+        r"fleet total \d+ s over 6 sessions, cost \d+\.\d+; the servers billed \d+ s: exact"
+    ],
     "quality_alert.py": [r"quality: critical fps", r"ALERT: quality critical \(fps\) for 5\.0 s"],
 }
 
