@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test test-matrix lint typecheck unit bench clean
+.PHONY: demo test test-matrix lint typecheck unit bench clean docs docs-serve wheel-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,5 +45,30 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks
 
+# `make docs` builds the documentation site into site/ with --strict: a broken link, an
+# unresolved reference, a public name without a docstring or an operator without a
+# marble diagram fails it (tools/docs/hooks.py). `make docs-serve` serves it on 127.0.0.1.
+DOCS_ENV := NO_MKDOCS_2_WARNING=1
+$(VENV)/.installed-docs: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[docs]'
+	touch $@
+
+docs: $(VENV)/.installed-docs
+	$(DOCS_ENV) $(BIN)/mkdocs build --strict
+
+docs-serve: $(VENV)/.installed-docs
+	$(DOCS_ENV) $(BIN)/mkdocs serve --strict -a 127.0.0.1:8000
+
+# `make wheel-test`: build the sdist and the wheel, twine check, install the wheel with its
+# dependencies in a fresh venv and run it (tests/test_wheel.py), and build the docs site
+# (tests/test_docs_site.py). Not part of `make test`; .ci/run runs it after.
+$(VENV)/.installed-release: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[dev,docs,release]'
+	touch $@ $(VENV)/.installed-docs
+
+wheel-test: $(VENV)/.installed-release
+	RXREALTIME_PACKAGE_TESTS=1 $(DOCS_ENV) $(BIN)/pytest -q -m 'wheel or docs_build' \
+		tests/test_wheel.py tests/test_docs_site.py
+
 clean:
-	rm -rf $(VENV) .venv-matrix .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-matrix .pytest_cache .mypy_cache .ruff_cache .hypothesis site

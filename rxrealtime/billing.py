@@ -79,6 +79,7 @@ class BillingClock:
 
     @property
     def total(self) -> int:
+        """Billed seconds of every server session fed so far."""
         return self._offset + self._last
 
     def feed(self, seconds: int) -> int:
@@ -218,6 +219,7 @@ class SessionBilling(abc.DisposableBase):
 
     @property
     def disposed(self) -> bool:
+        """True once :meth:`dispose` was called: the total no longer changes."""
         return self._subscriptions.is_disposed
 
     def dispose(self) -> None:

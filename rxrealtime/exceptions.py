@@ -113,6 +113,8 @@ class ServerError(RealtimeError):
 
     @property
     def permanent(self) -> bool:
+        """Whether the text marks the error as permanent (never retried), as
+        docs/protocol.md lists them: ``invalid api key``, ``unauthorized``, ``401``..."""
         return is_permanent_error(self.message)
 
 

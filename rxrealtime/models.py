@@ -36,6 +36,7 @@ MODELS: dict[str, ModelDefinition] = {
         ),
     )
 }
+"""The known models by name: ``mirage``, ``mirage_v2``, ``lucy_2_rt``, ``avatar-live``."""
 
 
 def resolve_model(model: str | ModelDefinition | dict[str, object]) -> ModelDefinition:

@@ -37,6 +37,7 @@ class IceServer(BaseModel):
     credential: SecretStr | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        """The server as aiortc's ``RTCIceServer`` takes it, credential in clear."""
         return {
             "urls": self.urls,
             "username": self.username,
@@ -75,6 +76,16 @@ class ReconnectPolicy(BaseModel):
 
 
 class SessionOptions(BaseModel):
+    """Every keyword option of ``Session(...)``, validated before any I/O.
+
+    A bad value raises :class:`~rxrealtime.ConfigError` naming the option (never the API
+    key). Times are in seconds and sizes in bytes; the defaults are those of
+    docs/protocol.md ("Client-side limits"): ``connect_timeout_s`` bounds the first
+    ``connect()`` (retries included) and each reconnect attempt, the ack timeouts bound
+    ``set_prompt``/``set_image`` (:class:`~rxrealtime.AckTimeout`), ``max_frame_bytes``
+    bounds a server frame, ``reconnect`` is the :class:`ReconnectPolicy`.
+    """
+
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     api_key: SecretStr

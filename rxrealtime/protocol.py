@@ -73,12 +73,18 @@ Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class IceCandidate(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
+    """One ICE candidate, as ``RTCIceCandidate`` describes it (the payload of
+    :class:`IceCandidateMessage`)."""
+
     candidate: str
     sdpMLineIndex: int | None = None
     sdpMid: str | None = None
 
 
 class TurnConfig(msgspec.Struct, frozen=True, gc=False):
+    """The TURN server an :class:`IceRestart` asks the client to use; ``credential`` is a
+    secret (never in a repr)."""
+
     username: str
     credential: str
     server_url: str
@@ -95,6 +101,9 @@ class TurnConfig(msgspec.Struct, frozen=True, gc=False):
 
 
 class IceCandidateMessage(_Frame, frozen=True, tag="ice-candidate"):
+    """``ice-candidate``, both directions: a trickled ICE candidate of the peer connection.
+    The client queues those that arrive before the answer is applied."""
+
     candidate: IceCandidate
 
 
@@ -102,15 +111,24 @@ class IceCandidateMessage(_Frame, frozen=True, tag="ice-candidate"):
 
 
 class Offer(_Frame, frozen=True, tag="offer", gc=False):
+    """``offer``, client to server: the SDP offer of the client's peer connection, once per
+    peer connection (again after an ``ice-restart``)."""
+
     sdp: str
 
 
 class PromptMessage(_Frame, frozen=True, tag="prompt", gc=False):
+    """``prompt``, client to server: a new prompt (1 to 1000 characters, not blank),
+    answered by a :class:`PromptAck` echoing it."""
+
     prompt: str
     enhance_prompt: bool = True
 
 
 class SetImageMessage(_Frame, frozen=True, tag="set_image", omit_defaults=True, gc=False):
+    """``set_image``, client to server: a reference image as base64 (``None`` clears it),
+    optionally with a prompt; answered by a :class:`SetImageAck`."""
+
     # ``image_data`` has no default, so it is always sent, as null to clear the image;
     # the optional fields are omitted rather than sent as null (docs/protocol.md).
     image_data: str | None
@@ -147,53 +165,82 @@ class LivekitRoomInfo(_Frame, frozen=True, tag="livekit_room_info", gc=False):
 
 
 class Answer(_Frame, frozen=True, tag="answer", gc=False):
+    """``answer``, server to client: the SDP answer to the client's :class:`Offer`."""
+
     sdp: str
 
 
 class SessionIdMessage(_Frame, frozen=True, tag="session_id", gc=False):
+    """``session_id``, server to client: the id of the new server session and the server
+    that runs it (what a subscribe token names); published as ``session_started``."""
+
     session_id: str
     server_ip: str
     server_port: int
 
 
 class Ready(_Frame, frozen=True, tag="ready", gc=False):
-    pass
+    """``ready``, server to client: legacy, carries nothing; rxrealtime ignores it."""
 
 
 class PromptAck(_Frame, frozen=True, tag="prompt_ack", gc=False):
+    """``prompt_ack``, server to client: the answer to a prompt (matched by its text);
+    ``success: false`` comes with an ``error`` and is a ``RequestRejected`` for the caller."""
+
     prompt: str
     success: bool
     error: str | None = None
 
 
 class SetImageAck(_Frame, frozen=True, tag="set_image_ack", gc=False):
+    """``set_image_ack``, server to client: the answer to the oldest pending image;
+    ``success: false`` comes with an ``error``."""
+
     success: bool
     error: str | None = None
 
 
 class GenerationStarted(_Frame, frozen=True, tag="generation_started", gc=False):
-    pass
+    """``generation_started``, server to client: media flows and generation (and billing)
+    has begun; the session is ``generating``."""
 
 
 class GenerationTick(_Frame, frozen=True, tag="generation_tick", gc=False):
+    """``generation_tick``, server to client: ``seconds`` is the *cumulative* billed
+    seconds of the current server session (0 to :data:`MAX_BILLED_SECONDS`), restarting at
+    0 with every new server session; totals across reconnects come from
+    ``rxrealtime.operators.billed_seconds``."""
+
     seconds: BilledSeconds
 
 
 class GenerationEnded(_Frame, frozen=True, tag="generation_ended", gc=False):
+    """``generation_ended``, server to client: the server ended generation after
+    ``seconds`` billed seconds, for ``reason``; the session is not reconnected."""
+
     seconds: BilledSeconds
     reason: str
 
 
 class QueuePosition(_Frame, frozen=True, tag="queue_position", gc=False):
+    """``queue_position``, server to client: waiting for capacity, at ``position`` of
+    ``queue_size`` (both 0 or more)."""
+
     position: Count
     queue_size: Count
 
 
 class IceRestart(_Frame, frozen=True, tag="ice-restart"):
+    """``ice-restart``, server to client: rebuild the peer connection with the given TURN
+    server and offer again (not a reconnect: the server session stays)."""
+
     turn_config: TurnConfig
 
 
 class ErrorMessage(_Frame, frozen=True, tag="error", gc=False):
+    """``error``, server to client: ``error`` is the text; a permanent one (``invalid api
+    key``, ``unauthorized``...) becomes an ``AuthError``, any other a ``ServerError``."""
+
     error: str
 
 
@@ -218,7 +265,9 @@ ClientMessage = Offer | IceCandidateMessage | PromptMessage | SetImageMessage | 
 """Every frame a client may send: what ``decode_client_message`` returns."""
 
 IncomingMessage = ServerMessage
+"""Another name for :data:`ServerMessage`: what a client receives."""
 OutgoingMessage = ClientMessage
+"""Another name for :data:`ClientMessage`: what a client sends."""
 
 _server_decoder: msgspec.json.Decoder[ServerMessage] = msgspec.json.Decoder(ServerMessage)
 _client_decoder: msgspec.json.Decoder[ClientMessage] = msgspec.json.Decoder(ClientMessage)

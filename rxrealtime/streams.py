@@ -82,10 +82,12 @@ class HotStream(Observable[T], Generic[T]):
 
     @property
     def completed(self) -> bool:
+        """True once :meth:`complete` ran: the stream emits nothing more."""
         return self._completed
 
     @property
     def subscriber_count(self) -> int:
+        """How many subscribers the stream has now."""
         return len(self.observers)
 
     def subscribe(  # type: ignore[override]
@@ -177,6 +179,7 @@ class StateStream(HotStream[T]):
 
     @property
     def value(self) -> T:
+        """The current value (the initial one until the first change)."""
         return self._value
 
     def _subscribe_core(
@@ -225,6 +228,7 @@ class LatestStream(HotStream[T]):
         return super()._subscribe_core(observer, scheduler)
 
     def emit(self, value: T) -> None:
+        """Remember ``value`` as the latest and deliver it to every current subscriber."""
         self._latest = value
         super().emit(value)
 

@@ -48,6 +48,7 @@ class BillingLog:
         self.samples.append((time.monotonic() - self._start, billed.total))
 
     def stop(self) -> None:
+        """Stop recording; the samples taken so far stay for :func:`plot_billing`."""
         if self._billing is not None:
             self._billing.dispose()
 

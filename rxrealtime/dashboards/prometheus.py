@@ -173,6 +173,8 @@ class PrometheusExporter:
         return key
 
     def observe_prompt_ack(self, model: str, seconds: float) -> None:
+        """Record one prompt acknowledgement that took ``seconds`` for ``model`` (what
+        :meth:`watch` does for every value of ``session.ack_latencies``)."""
         self.prompt_ack_latency.labels(model=model).observe(seconds)
 
     def _guard(self, handler: Callable[[T], None]) -> Callable[[T], None]:
@@ -212,10 +214,12 @@ class PrometheusExporter:
 
     @property
     def port(self) -> int:
+        """The port ``/metrics`` is served on (the one picked, after ``start(0)``)."""
         return self._port
 
     @property
     def url(self) -> str:
+        """The ``http://host:port/metrics`` URL to scrape, once started."""
         host = f"[{self._host}]" if ":" in self._host else self._host
         return f"http://{host}:{self._port}/metrics"
 

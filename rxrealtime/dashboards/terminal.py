@@ -115,14 +115,17 @@ class TerminalDashboard:
 
     @property
     def rate(self) -> Decimal | None:
+        """The price per billed second, or ``None`` when no rate or price table was given."""
         return self.billing.rate
 
     @property
     def billed_s(self) -> int:
+        """Billed seconds of the session so far, across reconnects."""
         return self.billing.total
 
     @property
     def cost(self) -> Decimal | None:
+        """``rate * billed_s`` as ``Decimal``, or ``None`` without a rate."""
         return self.billing.cost
 
     def _now(self) -> float:
@@ -209,6 +212,7 @@ class TerminalDashboard:
     # -- the view ----------------------------------------------------------------------
 
     def render(self) -> Table:
+        """The view as a rich ``Table`` (what is drawn; usable without a live terminal)."""
         table = Table(title=self.title, show_header=False, min_width=48)
         table.add_column(style="bold cyan", no_wrap=True)
         table.add_column()
@@ -254,6 +258,7 @@ class TerminalDashboard:
             self._live.update(self.render(), refresh=True)
 
     def start(self) -> TerminalDashboard:
+        """Take over the terminal and draw the view (``with`` does this); returns ``self``."""
         if self._live is None:
             self._live = Live(
                 self.render(),
