@@ -16,7 +16,7 @@ __all__ = ["SUITE_ORDER", "markdown", "plot", "write"]
 
 logger = logging.getLogger(__name__)
 
-SUITE_ORDER = ("decode", "dispatch", "e2e", "scale", "nats")
+SUITE_ORDER = ("decode", "dispatch", "e2e", "scale", "nats", "transport")
 
 
 def _fmt(value: Any) -> str:
