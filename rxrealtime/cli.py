@@ -29,7 +29,7 @@ from .dashboards.plot import require_matplotlib
 from .exceptions import ConfigError, RealtimeError
 from .media import SyntheticTrack, record
 from .options import API_KEY_ENV, describe_validation_error
-from .server import BadFrame, Faults, ServerSettings, serve_embedded
+from .server import BadFrame, Faults, Media, ServerSettings, serve_embedded
 from .session import Session
 
 __all__ = ["main"]
@@ -133,7 +133,12 @@ def _print_summary(report: DemoReport, console: Console) -> None:
 
 async def run_serve(settings: ServerSettings) -> None:
     async with serve_embedded(settings) as server:
-        print(f"rxrealtime server listening on {server.url} (stream path /v1/stream)", flush=True)
+        where = f"rxrealtime server listening on {server.url} (stream path /v1/stream)"
+        if server.livekit is not None:
+            process = server.livekit.process
+            owner = f"livekit-server pid {process.pid}" if process else "given with --livekit-url"
+            where += f"; LiveKit at {server.livekit.url} ({owner})"
+        print(where, flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -270,6 +275,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tick-interval", type=_positive_float, default=1.0)
     serve.add_argument("--credits-s", type=int, default=None)
     serve.add_argument("--max-frame-bytes", type=int, default=None)
+    serve.add_argument(
+        "--media",
+        choices=get_args(Media),
+        default="aiortc",
+        help="livekit: answer livekit_join with a LiveKit room (default: aiortc offers only)",
+    )
+    serve.add_argument("--livekit-url", help="an existing LiveKit server (default: start one)")
+    serve.add_argument("--livekit-key", help="its API key")
+    serve.add_argument("--livekit-secret", help="its API secret (default: $LIVEKIT_API_SECRET)")
     _add_fault_flags(serve)
 
     watch = sub.add_parser("watch", help="watch a session on any server: live view, metrics")
@@ -338,11 +352,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"rxrealtime serve: pass --api-key or set {API_KEY_ENV}", file=sys.stderr)
                 return 2
             try:
-                extra = (
+                extra: dict[str, Any] = (
                     {}
                     if args.max_frame_bytes is None
                     else {"max_frame_bytes": args.max_frame_bytes}
                 )
+                if args.livekit_url or args.livekit_key or args.livekit_secret:
+                    secret = args.livekit_secret or os.environ.get("LIVEKIT_API_SECRET")
+                    extra.update(
+                        livekit_url=args.livekit_url,
+                        livekit_key=args.livekit_key,
+                        livekit_secret=SecretStr(secret) if secret else None,
+                    )
                 settings = ServerSettings(
                     host=args.host,
                     port=args.port,
@@ -350,6 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     tick_interval_s=args.tick_interval,
                     credits_s=args.credits_s,
                     faults=_faults_from_args(args),
+                    media=args.media,
                     **extra,
                 )
             except ValidationError as exc:

@@ -8,20 +8,23 @@ the totals stay whole numbers. :class:`Faults` switches misbehaviour on for test
 
 One module a job: :mod:`.settings` (settings and fault switches), :mod:`.clock` (the
 billing clock and its rules), :mod:`.video` (the generated track), :mod:`.peer` and
-:mod:`.sessions` (each WebSocket client), :mod:`.app` (the aiohttp app).
+:mod:`.sessions` (each WebSocket client), :mod:`.app` (the aiohttp app). LiveKit mode
+(``media="livekit"``) adds :mod:`.livekit_rooms` (the LiveKit server, tokens, one room per
+session) and :mod:`.livekit_video` (the server's generating participant in each room).
 """
 
 from __future__ import annotations
 
 from .app import EmbeddedServer, serve_embedded
 from .sessions import ServerSession, ViewerSession
-from .settings import BadFrame, Faults, ServerSettings
+from .settings import BadFrame, Faults, Media, ServerSettings
 from .video import prompt_tint, transform_frame
 
 __all__ = [
     "BadFrame",
     "EmbeddedServer",
     "Faults",
+    "Media",
     "ServerSession",
     "ServerSettings",
     "ViewerSession",

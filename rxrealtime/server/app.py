@@ -1,5 +1,7 @@
 """The embedded reference server's aiohttp app: authentication, accepting or refusing
-connections, and handing each accepted socket to a session or a viewer.
+connections, and handing each accepted socket to a session or a viewer. In LiveKit mode
+it also runs the LiveKit side (:mod:`.livekit_rooms`) and answers
+``POST /watch-stream/{room}`` with view-only credentials for a session's room.
 
 Everything a test steers from outside (settings, faults, counters, raw frames, drops,
 send observers) is reached through :class:`EmbeddedServer`, never through a session.
@@ -21,6 +23,7 @@ from pydantic import ValidationError
 from .. import protocol as p
 from ..exceptions import ConfigError
 from ..options import describe_validation_error
+from .livekit_rooms import LivekitRooms
 from .peer import ServerPeer
 from .sessions import SendObserver, ServerSession, ViewerSession
 from .settings import STREAM_PATHS, Faults, ServerSettings
@@ -51,6 +54,10 @@ class EmbeddedServer:
         self.on_send: list[SendObserver] = []
         """Called with (session, frame) for each frame a streaming session sends its
         client (not raw frames, not viewers): the bench stamps tick send times here."""
+        self.livekit: LivekitRooms | None = None
+        """The LiveKit server and its rooms, in LiveKit mode once started."""
+        self.rooms: dict[str, ServerSession] = {}
+        """Sessions by LiveKit room name (LiveKit mode)."""
         self._runner: web.AppRunner | None = None
         self._port = 0
         self._peers: set[ServerPeer] = set()
@@ -93,14 +100,27 @@ class EmbeddedServer:
         return True
 
     async def start(self) -> EmbeddedServer:
+        if self.settings.media == "livekit":
+            self.livekit = LivekitRooms(self.settings)
+            try:
+                await self.livekit.start()
+            except BaseException:
+                await self.livekit.stop()
+                self.livekit = None
+                raise
         app = web.Application()
         for path in STREAM_PATHS:
             app.router.add_get(path, self._handle_stream)
         app.router.add_get("/subscribe/{session_id}", self._handle_subscribe)
+        app.router.add_post("/watch-stream/{room_name}", self._handle_watch)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
-        await site.start()
+        try:
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+            await site.start()
+        except BaseException:
+            await self.stop()
+            raise
         self._port = self._runner.addresses[0][1]
         logger.info("embedded server listening on %s", self.url)
         return self
@@ -114,6 +134,9 @@ class EmbeddedServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.livekit is not None:
+            await self.livekit.stop()
+            self.livekit = None
 
     async def __aenter__(self) -> EmbeddedServer:
         return await self.start()
@@ -129,10 +152,13 @@ class EmbeddedServer:
         return len(targets)
 
     def _authorized(self, request: web.Request) -> bool:
+        return self._key_ok(request.query.get("api_key", ""))
+
+    def _key_ok(self, given: str) -> bool:
+        """A constant-time comparison with the API key (``reject_auth``: never)."""
         if self.settings.faults.reject_auth:
             return False
-        given = request.query.get("api_key", "").encode("utf-8")
-        return hmac.compare_digest(given, self.api_key.encode("utf-8"))
+        return hmac.compare_digest(given.encode("utf-8"), self.api_key.encode("utf-8"))
 
     async def _accept(self, request: web.Request) -> tuple[web.WebSocketResponse, bool]:
         """Upgrade the request; a wrong key gets ``error: invalid api key`` and a close."""
@@ -186,6 +212,17 @@ class EmbeddedServer:
         finally:
             self._peers.discard(viewer)
         return ws
+
+    async def _handle_watch(self, request: web.Request) -> web.Response:
+        """``POST /watch-stream/{room}`` (header ``x-api-key``): view-only LiveKit credentials."""
+        self.count("watch_requests")
+        if not self._key_ok(request.headers.get("x-api-key", "")):
+            self.count("auth_failures")
+            return web.json_response({"error": "invalid api key"}, status=401)
+        session = self.rooms.get(request.match_info["room_name"])
+        if self.livekit is None or session is None or session.room is None:
+            return web.json_response({"error": "unknown room"}, status=404)
+        return web.json_response(self.livekit.viewer_credentials(session.room))
 
 
 @contextlib.asynccontextmanager

@@ -1,7 +1,9 @@
 """The reference server's two kinds of client: a streaming session, or a viewer of one.
 
 A :class:`ServerSession` owns a prompt, the generated video and the billing clock; a
-:class:`ViewerSession` only receives what one session generates and announces.
+:class:`ViewerSession` only receives what one session generates and announces. A
+session's media is an aiortc peer (it sent an offer) or, in LiveKit mode, a LiveKit
+room (it sent ``livekit_join``); prompts, acks, ticks and faults are the same for both.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -20,13 +23,19 @@ from .. import protocol as p
 from ..media import SyntheticTrack
 from ..options import MAX_PROMPT_CHARS
 from .clock import TickLedger, run_billing_clock
+from .livekit_rooms import SessionRoom
 from .peer import ServerPeer
 from .video import GeneratedTrack, prompt_tint
 
 if TYPE_CHECKING:
     from .app import EmbeddedServer
 
-__all__ = ["SendObserver", "ServerSession", "ViewerSession"]
+__all__ = ["QUEUE_STEP_S", "SendObserver", "ServerSession", "ViewerSession"]
+
+logger = logging.getLogger(__name__)
+
+QUEUE_STEP_S = 0.2
+"""One ``queue_position`` frame per step while the ``queue_for_s`` fault holds a session."""
 
 SendObserver = Callable[["ServerSession", p.ServerMessage], None]
 """Told of each frame a streaming session sends its client, just before it is written."""
@@ -52,12 +61,16 @@ class ServerSession(ServerPeer):
         self.image: bytes | None = None
         self.ledger = TickLedger()
         self.output: GeneratedTrack | None = None
+        self.room: SessionRoom | None = None
+        """The session's LiveKit room, once it sent ``livekit_join`` (LiveKit mode)."""
         self.viewers: set[ViewerSession] = set()
         self._clock: asyncio.Task[None] | None = None
         self._starter: asyncio.Task[None] | None = None
         self._timers: list[asyncio.Task[None]] = []
         self._started = False
         self._ending = False
+        self._queued = False
+        self._closing = False
 
     @property
     def session_id(self) -> str:
@@ -96,6 +109,8 @@ class ServerSession(ServerPeer):
             await self.on_prompt(frame)
         elif isinstance(frame, p.SetImageMessage):
             await self.on_set_image(frame)
+        elif isinstance(frame, p.LivekitJoin):
+            await self.on_livekit_join()
         else:
             await super().handle(frame)
 
@@ -134,7 +149,45 @@ class ServerSession(ServerPeer):
             self.prompt, self.tint = frame.prompt, prompt_tint(frame.prompt)
         await self.send(p.SetImageAck(success=True, error=None))
 
+    async def _wait_in_queue(self) -> None:
+        """The ``queue_for_s`` fault, before the first answer: positions counting down to 1."""
+        wait, first = self.server.faults.queue_for_s, not self._queued
+        self._queued = True
+        if not wait or not first:
+            return
+        steps = max(1, round(wait / QUEUE_STEP_S))
+        for position in range(steps, 0, -1):
+            await self.send(p.QueuePosition(position=position, queue_size=steps))
+            await asyncio.sleep(wait / steps)
+
+    async def on_livekit_join(self) -> None:
+        """Answer with the session's room (made on the first join; a repeat gets the same)."""
+        rooms = self.server.livekit
+        if rooms is None:
+            error = "livekit_join: this server negotiates media with offers (serve --media livekit)"
+            await self.send(p.ErrorMessage(error=error))
+            return
+        if self.server.faults.stall_answer:
+            return
+        await self._wait_in_queue()
+        if self.room is None:
+            try:
+                room = await rooms.open_room(self.id, self)
+            except Exception as exc:  # the LiveKit server refused or is unreachable
+                self.server.count("livekit_errors")
+                logger.warning("opening a LiveKit room for %s failed: %s", self.id, exc)
+                await self.send(p.ErrorMessage(error="cannot open a LiveKit room, retry later"))
+                return
+            if self.closed:  # the socket went away meanwhile
+                await room.close()
+                return
+            self.room = room
+            self.server.rooms[room.name] = self
+        await self.send(self.room.info)
+
     async def on_offer(self, sdp: str) -> None:
+        await self._wait_in_queue()
+
         def attach(pc: RTCPeerConnection) -> Callable[[], None]:
             received: list[MediaStreamTrack] = []
 
@@ -160,7 +213,7 @@ class ServerSession(ServerPeer):
         pc.addTrack(self.server.relay.subscribe(self.output, buffered=False))
 
     def on_frame(self) -> None:
-        if not self._started:
+        if not self._started and not self._closing:
             self._started = True
             self._starter = asyncio.ensure_future(self._start_generation())
 
@@ -173,11 +226,13 @@ class ServerSession(ServerPeer):
         faults = server.faults
         if faults.drop_socket_after_s is not None and server.take_drop():
             self.ledger.drop_due = asyncio.get_running_loop().time() + faults.drop_socket_after_s
-        if faults.close_peer_after_s is not None and server.take_drop():
-            self._later(faults.close_peer_after_s, self._close_peer)
-        if faults.ice_restart_after_s is not None and not server.counters.get("ice_restarts"):
+        for cut_after_s in (faults.close_peer_after_s, faults.drop_room_after_s):
+            if cut_after_s is not None and server.take_drop():
+                self._later(cut_after_s, self._close_peer)
+        restart = faults.ice_restart_after_s
+        if restart is not None and self.room is None and not server.counters.get("ice_restarts"):
             server.count("ice_restarts")
-            self._later(faults.ice_restart_after_s, self._send_ice_restart)
+            self._later(restart, self._send_ice_restart)
 
     def _later(self, delay: float, action: Callable[[], Awaitable[None]]) -> None:
         async def run() -> None:
@@ -202,6 +257,11 @@ class ServerSession(ServerPeer):
             self.transport.close()
 
     async def _close_peer(self) -> None:
+        """Cut the client's media: close the peer connection, or remove it from its room."""
+        if self.room is not None:
+            self.server.count("room_drops")
+            await self.room.drop_client()
+            return
         self.server.count("peer_closes")
         if self.pc is not None:
             await self.pc.close()
@@ -222,6 +282,7 @@ class ServerSession(ServerPeer):
         await self.ws.close()
 
     async def close(self) -> None:
+        self._closing = True  # a late frame starts no clock
         tasks = [t for t in (self._clock, self._starter, *self._timers) if t is not None]
         current = asyncio.current_task()
         for task in tasks:
@@ -231,6 +292,10 @@ class ServerSession(ServerPeer):
             await asyncio.gather(*(t for t in tasks if t is not current), return_exceptions=True)
         finally:  # recorded even if this close is itself cancelled
             self.server.billed_by_session[self.id] = self.billed
+        room, self.room = self.room, None
+        if room is not None:
+            self.server.rooms.pop(room.name, None)
+            await room.close()
         for viewer in list(self.viewers):
             await viewer.close()
         if self.output is not None:

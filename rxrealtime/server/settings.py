@@ -9,9 +9,9 @@ from __future__ import annotations
 import secrets
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-__all__ = ["BAD_FRAMES", "STREAM_PATHS", "BadFrame", "Faults", "ServerSettings"]
+__all__ = ["BAD_FRAMES", "STREAM_PATHS", "BadFrame", "Faults", "Media", "ServerSettings"]
 
 STREAM_PATHS = ("/v1/stream", "/v1/avatar-live/stream")
 """Both paths a client may stream on (the avatar path is an alias in the protocol)."""
@@ -32,7 +32,8 @@ class Faults(BaseModel):
     """Misbehaviour to inject, for tests of the client's resilience.
 
     Mutable at run time (``server.faults.ack_delay_s = 2``): each switch is read when it
-    matters, so a test can turn a fault on after the session is up.
+    matters, so a test can turn a fault on after the session is up. Every switch works in
+    both media modes (``ServerSettings.media``) unless its text says otherwise.
     """
 
     model_config = ConfigDict(
@@ -46,9 +47,18 @@ class Faults(BaseModel):
     drop_socket_after_s: float | None = Field(default=None, ge=0)
     """Abort the TCP connection of a generating session after this many seconds, no close frame."""
     close_peer_after_s: float | None = Field(default=None, ge=0)
-    """Close the peer connection of a generating session after this many seconds."""
+    """Close the peer connection of a generating session after this many seconds.
+
+    In LiveKit mode: remove the client from its room, as ``drop_room_after_s`` does."""
+    drop_room_after_s: float | None = Field(default=None, ge=0)
+    """Remove the client from the LiveKit room of a generating session after this many
+    seconds (RoomService ``remove_participant``); the socket stays open. In aiortc mode:
+    close the peer connection, as ``close_peer_after_s`` does."""
     max_drops: int = Field(default=1, ge=0)
-    """How many sessions the two switches above hit in all (0: every session)."""
+    """How many sessions the three switches above hit in all (0: every session)."""
+    queue_for_s: float | None = Field(default=None, ge=0, le=600)
+    """Hold a new session in the queue this long before answering its first offer or
+    ``livekit_join``, with ``queue_position`` frames counting down to 1, five a second."""
     stall_ticks_after: int | None = Field(default=None, ge=0)
     """After this many ticks, stop sending ticks (billing goes on) for ``stall_ticks_for_s``."""
     stall_ticks_for_s: float = Field(default=2.0, ge=0)
@@ -61,10 +71,14 @@ class Faults(BaseModel):
     fail_acks: bool = False
     """Answer ``prompt`` and ``set_image`` with ``success: false``."""
     ice_restart_after_s: float | None = Field(default=None, ge=0)
-    """Send ``ice-restart`` (with ``turn_url``) this long after generation starts, once."""
+    """Send ``ice-restart`` (with ``turn_url``) this long after generation starts, once.
+
+    Ignored in LiveKit mode, which has no peer connection of the server's to restart."""
     turn_url: str = "turn:127.0.0.1:9?transport=tcp"
     stall_answer: bool = False
-    """Never answer offers (the client's connect timeout fires)."""
+    """Never answer offers (the client's connect timeout fires).
+
+    In LiveKit mode: never answer ``livekit_join`` (no ``livekit_room_info``)."""
 
     def bad_frame(self, kind: str) -> str | bytes:
         """The frame for ``kind``; an oversized one is as large as the switch says now."""
@@ -74,8 +88,11 @@ class Faults(BaseModel):
         return BAD_FRAMES[kind]
 
 
+Media = Literal["aiortc", "livekit"]
+
+
 class ServerSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)
@@ -87,3 +104,27 @@ class ServerSettings(BaseModel):
     max_frame_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     """Frames above this are counted and ignored; 8x above it the socket is closed."""
     faults: Faults = Field(default_factory=Faults)
+    media: Media = "aiortc"
+    """``aiortc``: answer SDP offers with the server's own peer connection. ``livekit``:
+    also answer ``livekit_join`` with a room on a LiveKit server, joined by the server as
+    ``inference-server-<n>``, and serve ``POST /watch-stream/{room}``."""
+    livekit_url: str | None = None
+    """An existing LiveKit server (``ws://`` or ``wss://``) for LiveKit mode; by default a
+    local livekit-server is started on free loopback ports and stopped with the server."""
+    livekit_key: str | None = None
+    livekit_secret: SecretStr | None = None
+    """The API key and secret of ``livekit_url`` (both required with it)."""
+
+    @model_validator(mode="after")
+    def _livekit_server_given_whole(self) -> ServerSettings:
+        given = (self.livekit_key is not None, self.livekit_secret is not None)
+        if self.livekit_url is None:
+            if any(given):
+                raise ValueError("livekit_key and livekit_secret need livekit_url")
+            return self
+        if not self.livekit_url.startswith(("ws://", "wss://", "http://", "https://")):
+            raise ValueError("livekit_url must start with ws://, wss://, http:// or https://")
+        secret = self.livekit_secret.get_secret_value() if self.livekit_secret else ""
+        if not self.livekit_key or not secret:
+            raise ValueError("livekit_url needs livekit_key and livekit_secret")
+        return self

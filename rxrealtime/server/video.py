@@ -22,11 +22,19 @@ def prompt_tint(prompt: str) -> tuple[int, int, int]:
     return (64 + digest[0] % 192, 64 + digest[1] % 192, 64 + digest[2] % 192)
 
 
-def transform_frame(rgb: np.ndarray, tint: tuple[int, int, int]) -> np.ndarray:
-    """The "generation": a solid band of the prompt's tint on top, the rest blended with it."""
-    out = (rgb >> 1) + (np.asarray(tint, dtype=np.uint8) >> 1)
+def transform_frame(
+    rgb: np.ndarray, tint: tuple[int, int, int], out: np.ndarray | None = None
+) -> np.ndarray:
+    """The "generation": a solid band of the prompt's tint on top, the rest blended with it.
+
+    ``out`` (same shape, uint8; may be a view, e.g. the RGB of an RGBA buffer) is written
+    instead of a new array, so a per-frame loop can reuse one buffer.
+    """
+    colour = np.asarray(tint, dtype=np.uint8)
+    out = np.right_shift(rgb, 1, out=out)
+    out += colour >> 1  # at most 127 + 127: no overflow
     band = max(2, rgb.shape[0] // 6)
-    out[:band] = tint
+    out[:band] = colour
     return out
 
 

@@ -17,8 +17,8 @@ Needs: a venv with `decart[realtime]==0.2.4 livekit-api` and tools/livekit/bin/l
 
     /tmp/decartvenv/bin/python tools/livekit/vendor_e2e.py
 
-When our embedded server has its LiveKit mode, the client half of this file is the minimal
-script to run the vendor client against it: change BASE_URL/API_KEY and drop the fake.
+The client half is tools/livekit/vendor_client.py, which tests/test_vendor_client.py runs
+against the embedded server's LiveKit mode (`rxrealtime serve --media livekit`).
 """
 
 from __future__ import annotations
@@ -27,18 +27,16 @@ import asyncio
 import json
 import logging
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import numpy as np
 from aiohttp import WSMsgType, web
-from decart import models
-from decart.realtime import RealtimeClient, RealtimeConnectOptions, SubscribeOptions
 from livekit import api, rtc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from server import LiveKitServer, free_port
+from vendor_client import run_vendor_client
 
 API_KEY = "test-key"
 W, H, FPS = 640, 360, 30
@@ -197,94 +195,6 @@ class FakeControlPlane:
             await source.aclose()
 
 
-# --------------------------------------------------------------------------------------------
-# The vendor client, used as documented
-# --------------------------------------------------------------------------------------------
-def camera_frame(i: int) -> rtc.VideoFrame:
-    rgba = np.zeros((H, W, 4), dtype=np.uint8)
-    rgba[: H // 2, :, 0] = 255  # top red
-    rgba[H // 2 :, :, 2] = 255  # bottom blue
-    rgba[..., 3] = 255
-    x = (i * 8) % W
-    rgba[:, x : x + 16, :3] = 255
-    return rtc.VideoFrame(W, H, rtc.VideoBufferType.RGBA, rgba.tobytes())
-
-
-async def count_frames(track: rtc.Track, stats: dict, key: str) -> None:
-    async for ev in rtc.VideoStream(track, format=rtc.VideoBufferType.RGBA):
-        stats[key] = stats.get(key, 0) + 1
-        if stats[key] % 30 == 1:  # echo of red-top/blue-bottom, inverted: cyan top, yellow bottom
-            a = np.frombuffer(ev.frame.data, dtype=np.uint8).reshape(
-                ev.frame.height, ev.frame.width, 4
-            )
-            top = a[: ev.frame.height // 4, :, :3].reshape(-1, 3).mean(0)
-            stats.setdefault(key + "_top_rgb", []).append([round(v) for v in top])
-
-
-async def run_vendor_client(base_url: str, api_key: str, seconds: float = 4.0) -> dict:
-    stats: dict = {"states": [], "ticks": [], "errors": []}
-    tasks: list[asyncio.Task] = []
-    source = rtc.VideoSource(W, H)
-    local_track = rtc.LocalVideoTrack.create_video_track("camera", source)
-    stop = asyncio.Event()
-
-    async def feed():
-        i = 0
-        while not stop.is_set():
-            source.capture_frame(camera_frame(i))
-            i += 1
-            await asyncio.sleep(1 / FPS)
-
-    feeder = asyncio.create_task(feed())
-
-    def on_remote_stream(track):  # called with a livekit.rtc.RemoteVideoTrack
-        stats["remote_track"] = f"{type(track).__name__} {track.sid}"
-        tasks.append(asyncio.create_task(count_frames(track, stats, "frames")))
-
-    t0 = time.monotonic()
-    client = await RealtimeClient.connect(
-        base_url=base_url,
-        api_key=api_key,
-        local_track=local_track,
-        options=RealtimeConnectOptions(
-            model=models.realtime("lucy-2.5"),
-            on_remote_stream=on_remote_stream,
-            preferred_video_codec="h264",
-        ),
-    )
-    stats["connect_s"] = round(time.monotonic() - t0, 2)
-    client.on("connection_change", lambda s: stats["states"].append(s))
-    client.on("generation_tick", lambda m: stats["ticks"].append(m.seconds))
-    client.on("error", lambda e: stats["errors"].append(repr(e)))
-    stats["session_id"] = client.session_id
-    stats["subscribe_token"] = client.subscribe_token
-
-    await client.set_prompt("a watercolor cat")  # returns once prompt_ack(success) arrives
-    stats["set_prompt"] = "acked"
-
-    viewer = await RealtimeClient.subscribe(
-        base_url=base_url,
-        api_key=api_key,
-        options=SubscribeOptions(
-            token=client.subscribe_token,
-            on_remote_stream=lambda t: tasks.append(
-                asyncio.create_task(count_frames(t, stats, "viewer_frames"))
-            ),
-        ),
-    )
-    await asyncio.sleep(seconds)
-    stats["state_at_end"] = client.get_connection_state()
-    await viewer.disconnect()
-    await client.disconnect()
-    stop.set()
-    await feeder
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await source.aclose()
-    return stats
-
-
 async def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     with LiveKitServer() as lk:
@@ -294,12 +204,8 @@ async def main() -> int:
             stats = await run_vendor_client(f"ws://127.0.0.1:{fake.port}", API_KEY)
         finally:
             await fake.stop()
-    ok = (
-        stats.get("frames", 0) > FPS
-        and stats.get("viewer_frames", 0) > FPS
-        and len(stats["ticks"]) >= 2
-        and stats.get("set_prompt") == "acked"
-    )
+    # run_vendor_client returned: connected, generated frames, prompt acked, viewer frames
+    ok = stats.get("frames", 0) > FPS and len(stats["ticks"]) >= 2
     print(
         json.dumps(
             {"vendor_client": stats, "server_saw": fake.seen, "ok": ok}, indent=1, default=str
