@@ -67,6 +67,7 @@ class _Member:
         self.fixed_key = key or session.session_id
         self.provisional = f"pending-{index}"
         self.state = session.state
+        self.price = Decimal(0)
         self.billing = SessionBilling(session, on_billed=lambda billed: on_billed(self, billed))
         self.subscriptions = CompositeDisposable(self.billing)
 
@@ -102,6 +103,10 @@ class Fleet:
         self._members: dict[int, _Member] = {}
         self._added = 0
         self._closed = False
+        # Totals kept incrementally: a tick costs O(1), not a walk over every member.
+        self._billed_s = 0
+        self._generating = 0
+        self._cost = Decimal(0)
         self.states: HotStream[Keyed[ConnectionState]] = HotStream("fleet.states")
         self.ticks: HotStream[Keyed[p.GenerationTick]] = HotStream("fleet.ticks")
         self.billed: HotStream[Keyed[int]] = HotStream("fleet.billed")
@@ -127,7 +132,11 @@ class Fleet:
             resolve_rate(None, self._prices, session.model.name)  # fail now, not mid-session
         self._added += 1
         member = _Member(session, key, self._added, self._on_billed)
+        member.price = self.price_of(member.model) or Decimal(0)
         self._members[id(session)] = member
+        self._billed_s += member.billing.total
+        self._cost += member.price * member.billing.total
+        self._generating += member.state is ConnectionState.GENERATING
         subs = member.subscriptions
         subs.add(session.session_started.subscribe(lambda info: self._on_started(member, info)))
         subs.add(session.connection_changes.subscribe(lambda s: self._on_state(member, s)))
@@ -143,6 +152,9 @@ class Fleet:
         member = self._members.pop(id(session), None)
         if member is not None:
             member.subscriptions.dispose()
+            self._billed_s -= member.billing.total
+            self._cost -= member.price * member.billing.total
+            self._generating -= member.state is ConnectionState.GENERATING
             self._publish_totals()
 
     def close(self) -> None:
@@ -194,26 +206,24 @@ class Fleet:
             self.billed_deltas.emit(self._keyed(member, billed.delta))
         self.billed.emit(self._keyed(member, billed.total))
         if billed.delta:
+            self._billed_s += billed.delta
+            self._cost += member.price * billed.delta
             self._publish_totals()
 
     def _on_state(self, member: _Member, state: ConnectionState) -> None:
+        generating = ConnectionState.GENERATING
+        self._generating += (state is generating) - (member.state is generating)
         member.state = state
         self.states.emit(self._keyed(member, state))
         self._publish_totals()
 
     def _totals(self) -> FleetTotals:
-        members = list(getattr(self, "_members", {}).values())
-        cost: Decimal | None = None
-        if self._rate is not None or self._prices is not None:
-            cost = Decimal(0)
-            for m in members:
-                price = self.price_of(m.model)
-                cost += (price or Decimal(0)) * m.billing.total
+        priced = self._rate is not None or self._prices is not None
         return FleetTotals(
-            billed_s=sum(m.billing.total for m in members),
-            sessions=len(members),
-            generating=sum(m.state is ConnectionState.GENERATING for m in members),
-            cost=cost,
+            billed_s=self._billed_s,
+            sessions=len(self._members),
+            generating=self._generating,
+            cost=self._cost if priced else None,
         )
 
     def _publish_totals(self) -> None:

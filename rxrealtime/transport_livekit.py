@@ -72,6 +72,7 @@ class LivekitTransport(MediaTransport):
         self._info: asyncio.Future[p.LivekitRoomInfo] | None = None
         self._generated: asyncio.Future[Any] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._connecting: asyncio.Future[Any] | None = None
         self._closing = False
 
     async def start(self) -> None:
@@ -83,8 +84,14 @@ class LivekitTransport(MediaTransport):
         self.room = room = self.rtc.Room(loop=loop)
         room.on("track_subscribed", self._on_track_subscribed)
         room.on("disconnected", self._on_disconnected)
+        # Never cancel a room connect half-way: LiveKit's native side then waits for a
+        # "ready" that never comes and kills the process about 15 s later. The connect
+        # runs as its own task; a cancelled start() leaves it to finish, close() waits.
+        self._connecting = asyncio.ensure_future(room.connect(info.livekit_url, info.token))
         try:
-            await room.connect(info.livekit_url, info.token)
+            await asyncio.shield(self._connecting)
+        except asyncio.CancelledError:
+            raise
         except Exception as exc:  # rtc.ConnectError, a refused or expired token, a bad URL
             raise ConnectionLost(
                 f"cannot join LiveKit room {info.room_name!r} at {info.livekit_url}: {exc}"
@@ -126,6 +133,12 @@ class LivekitTransport(MediaTransport):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        connecting = self._connecting
+        if connecting is not None:
+            if not connecting.done():
+                await asyncio.wait([connecting], timeout=30)  # see start(): never cancel
+            if connecting.done() and not connecting.cancelled():
+                connecting.exception()  # retrieved: start() reported a failed connect
         if self.room is not None:
             await self.room.disconnect()
 
