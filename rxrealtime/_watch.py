@@ -86,11 +86,12 @@ async def run_watch(
     plot: str | None = None,
     console: Console | None = None,
     json_mode: bool = False,
+    transport: str = "aiortc",
 ) -> WatchSummary:
     """Watch a session until SIGINT/SIGTERM, ``seconds`` elapse, or it ends for good."""
     if plot:
         require_matplotlib()
-    session = Session(url, api_key=api_key, model=model)
+    session = Session(url, api_key=api_key, model=model, transport=transport)
     track = open_video(video) if video else SyntheticTrack()
     console = console or Console(stderr=json_mode)
     summary = WatchSummary(url=session.url, model=session.model.name)

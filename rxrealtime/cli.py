@@ -15,7 +15,6 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, get_args
 
@@ -23,112 +22,13 @@ from pydantic import SecretStr, ValidationError
 from rich.console import Console
 
 from . import __version__
+from ._demo import print_summary, run_demo
 from ._watch import WatchSummary, run_watch
-from .dashboards import BillingLog, TerminalDashboard, plot_billing
-from .dashboards.plot import require_matplotlib
 from .exceptions import ConfigError, RealtimeError
-from .media import SyntheticTrack, record
 from .options import API_KEY_ENV, describe_validation_error
 from .server import BadFrame, Faults, Media, ServerSettings, serve_embedded
-from .session import Session
 
 __all__ = ["main"]
-
-
-@dataclass
-class DemoReport:
-    """What ``rxrealtime demo`` observed, built only from the session's streams."""
-
-    state_changes: list[str] = field(default_factory=list)
-    ticks: int = 0
-    billed_seconds: int = 0
-    frames_received: int = 0
-    prompt_acks: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "state_changes": self.state_changes,
-            "ticks": self.ticks,
-            "billed_seconds": self.billed_seconds,
-            "frames_received": self.frames_received,
-            "prompt_acks": self.prompt_acks,
-            "errors": self.errors,
-        }
-
-
-def _observe(session: Session, report: DemoReport) -> None:
-    def on_tick(seconds: int) -> None:
-        report.ticks += 1
-        report.billed_seconds = seconds
-
-    def on_frame(_: object) -> None:
-        report.frames_received += 1
-
-    def on_ack(_: object) -> None:
-        report.prompt_acks += 1
-
-    session.connection_changes.subscribe(lambda s: report.state_changes.append(str(s)))
-    session.generation_ticks.subscribe(lambda t: on_tick(t.seconds))
-    session.frames.subscribe(on_frame)
-    session.prompt_acks.subscribe(on_ack)
-    session.errors.subscribe(lambda e: report.errors.append(f"{type(e).__name__}: {e}"))
-
-
-async def run_demo(
-    seconds: float,
-    as_json: bool,
-    record_path: str | None,
-    tick_interval_s: float = 1.0,
-    plot_path: str | None = None,
-    rate_per_second: str | None = None,
-) -> DemoReport:
-    """Run a session against the embedded server, change the prompt halfway, report."""
-    if plot_path:
-        require_matplotlib()  # fail before the session, not after it
-    console = Console(stderr=as_json)
-    report = DemoReport()
-    prompts = ("anime", "cyberpunk city")
-    async with serve_embedded(tick_interval_s=tick_interval_s) as server:
-        session = Session(server.url, api_key=server.api_key, model="mirage_v2")
-        _observe(session, report)
-        log = BillingLog.record(session, rate_per_second=rate_per_second) if plot_path else None
-        view = TerminalDashboard(
-            session,
-            rate_per_second=rate_per_second,
-            console=console,
-            transient=as_json,
-            title=f"rxrealtime demo · {session.model.name}",
-            extra_rows=lambda: [("prompt acks", str(report.prompt_acks))],
-        )
-        current = prompts[0]
-        async with session.connect(local_track=SyntheticTrack(), prompt=current):
-            recording = (
-                record(session.frames, record_path) if record_path else contextlib.nullcontext()
-            )
-            async with recording:
-                with view:
-                    await asyncio.sleep(seconds / 2)
-                    current = prompts[1]
-                    await session.set_prompt(current)
-                    await asyncio.sleep(seconds / 2)
-    if log is not None and plot_path is not None:
-        log.stop()
-        plot_billing(log, plot_path, title=f"rxrealtime demo · {session.model.name}")
-    return report
-
-
-def _print_summary(report: DemoReport, console: Console) -> None:
-    if not console.is_terminal:  # rich's Live leaves no newline after its last frame there
-        console.line()
-    console.print(
-        f"[bold]summary[/]: states {' → '.join(report.state_changes)}; "
-        f"{report.ticks} ticks, {report.billed_seconds} s billed, "
-        f"{report.frames_received} frames received, {report.prompt_acks} prompt acks, "
-        f"{len(report.errors)} errors"
-    )
-    for error in report.errors:
-        console.print(f"  [red]error[/]: {error}")
 
 
 async def run_serve(settings: ServerSettings) -> None:
@@ -200,6 +100,44 @@ def _print_watch_summary(summary: WatchSummary, as_json: bool) -> None:
         console.print(f"  [red]error[/]: {error}")
 
 
+def _add_key_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--api-key", default=None,
+        help=f"the API key (default: ${API_KEY_ENV}); note that other users of this machine "
+        "can read it in the process list: prefer --api-key-file or the environment",
+    )  # fmt: skip
+    parser.add_argument("--api-key-file", default=None, metavar="PATH",
+                        help="read the API key from this file (first line)")  # fmt: skip
+
+
+def _api_key(args: argparse.Namespace) -> str | None:
+    """``--api-key-file``, else ``--api-key``, else the environment."""
+    if getattr(args, "api_key_file", None):
+        try:
+            with open(args.api_key_file, encoding="utf-8") as fh:
+                return fh.readline().strip() or None
+        except OSError as exc:
+            raise ConfigError(f"cannot read the API key file: {exc.strerror}") from None
+    return args.api_key or os.environ.get(API_KEY_ENV)
+
+
+def run_check_command(args: argparse.Namespace, key: str | None) -> int:
+    """``rxrealtime check URL``: the connectivity report; exit 0 when every step passed."""
+    from .connectivity import check_connectivity, render
+
+    report = asyncio.run(
+        check_connectivity(
+            args.url,
+            api_key=key,
+            model=args.model,
+            timeout_s=args.timeout,
+            transport=args.transport,
+        )
+    )
+    print(report.to_json().decode() if args.json else render(report))
+    return 0 if report.ok else 1
+
+
 def _add_fault_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per :class:`Faults` switch (``--drop-socket-after-s 5``, ``--reject-auth``)."""
     group = parser.add_argument_group("fault injection (for tests of clients)")
@@ -266,12 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--tick-interval", type=_positive_float, default=1.0)
     demo.add_argument("--plot", metavar="BILLING.png", help="draw billed seconds and cost")
     demo.add_argument("--rate", type=_rate, default=None, help="price per billed second")
+    demo.add_argument(
+        "--transport", choices=("aiortc", "livekit"), default="aiortc",
+        help="media through a direct peer or a LiveKit room (make livekit)",
+    )  # fmt: skip
     _add_fleet_arguments(sub, demo)
 
     serve = sub.add_parser("serve", help="run the reference server")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765)
-    serve.add_argument("--api-key", default=None, help=f"default: ${API_KEY_ENV}")
+    _add_key_flags(serve)
     serve.add_argument("--tick-interval", type=_positive_float, default=1.0)
     serve.add_argument("--credits-s", type=int, default=None)
     serve.add_argument("--max-frame-bytes", type=int, default=None)
@@ -289,7 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
     watch = sub.add_parser("watch", help="watch a session on any server: live view, metrics")
     watch.add_argument("url", help="service base URL (ws://, wss://, http(s)://)")
     watch.add_argument("--model", required=True)
-    watch.add_argument("--api-key", default=None, help=f"default: ${API_KEY_ENV}")
+    _add_key_flags(watch)
+    watch.add_argument("--transport", choices=("aiortc", "livekit"), default="aiortc",
+                       help="media through a direct peer or a LiveKit room (the service's "
+                       "current way; pip install 'rxrealtime[livekit]')")  # fmt: skip
     watch.add_argument("--video", metavar="FILE", help="send this file (default: synthetic)")
     watch.add_argument("--metrics-port", type=_port, default=None, help="serve /metrics here")
     watch.add_argument("--prompt", default=None, help="initial prompt")
@@ -305,6 +250,14 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--seconds", type=_positive_float, default=None, help="stop after N s")
     watch.add_argument("--plot", metavar="BILLING.png", help="draw billed seconds and cost")
     watch.add_argument("--json", action="store_true", help="end with one JSON summary line")
+
+    check = sub.add_parser("check", help="check connectivity before anything is billed")
+    check.add_argument("url", help="service base URL (ws://, wss://, http(s)://)")
+    check.add_argument("--model", default="mirage_v2")
+    _add_key_flags(check)
+    check.add_argument("--transport", choices=("aiortc", "livekit"), default="aiortc")
+    check.add_argument("--timeout", type=_positive_float, default=10.0, help="per check, in s")
+    check.add_argument("--json", action="store_true", help="the report as one JSON object")
 
     from .bench import add_arguments as add_bench_arguments  # light: suites load on demand
 
@@ -336,20 +289,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.tick_interval,
                     plot_path=args.plot,
                     rate_per_second=args.rate,
+                    transport=args.transport,
                 )
             )
             if args.json:
                 print(json.dumps(report.as_json()))
             else:
-                _print_summary(report, Console())
+                print_summary(report, Console())
             ok = report.ticks > 0 and report.frames_received > 0 and not report.errors
             if not ok and not args.json:
                 print("demo failed: no ticks or frames, or errors occurred", file=sys.stderr)
             return 0 if ok else 1
         if args.command == "serve":
-            key = args.api_key or os.environ.get(API_KEY_ENV)
+            key = _api_key(args)
             if not key:
-                print(f"rxrealtime serve: pass --api-key or set {API_KEY_ENV}", file=sys.stderr)
+                print(f"rxrealtime serve: pass --api-key-file or --api-key, or set {API_KEY_ENV}",
+                      file=sys.stderr)  # fmt: skip
                 return 2
             try:
                 extra: dict[str, Any] = (
@@ -382,12 +337,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 2
             asyncio.run(run_serve(settings))
             return 0
+        if args.command == "check":
+            return run_check_command(args, _api_key(args))
         if args.command == "watch":
             summary = asyncio.run(
                 run_watch(
                     args.url,
                     args.model,
-                    api_key=args.api_key,
+                    api_key=_api_key(args),
+                    transport=args.transport,
                     video=args.video,
                     metrics_port=args.metrics_port,
                     rate_per_second=_watch_rate(args),
