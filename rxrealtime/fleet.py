@@ -108,12 +108,23 @@ class Fleet:
         self._generating = 0
         self._cost = Decimal(0)
         self.states: HotStream[Keyed[ConnectionState]] = HotStream("fleet.states")
+        """Each session's connection state on every change, and its current one when it
+        is added."""
         self.ticks: HotStream[Keyed[p.GenerationTick]] = HotStream("fleet.ticks")
+        """Every billing tick of every session, as received (cumulative seconds of its
+        current server session)."""
         self.billed: HotStream[Keyed[int]] = HotStream("fleet.billed")
+        """A session's billed seconds so far, across reconnects, after each of its ticks."""
         self.billed_deltas: HotStream[Keyed[int]] = HotStream("fleet.billed_deltas")
+        """Seconds billed by one tick, when more than 0 (a duplicate or late tick bills 0
+        and is not sent)."""
         self.errors: HotStream[Keyed[RealtimeError]] = HotStream("fleet.errors")
+        """Every error of every session, typed, as on the session's ``errors``."""
         self.prompt_acks: HotStream[Keyed[p.PromptAck]] = HotStream("fleet.prompt_acks")
+        """Every prompt acknowledgement of every session, accepted or rejected."""
         self.totals: StateStream[FleetTotals] = StateStream("fleet.totals", self._totals())
+        """The fleet's totals, on every add, remove, state change and billed second;
+        replays the current totals to each new subscriber."""
         for session in sessions:
             self.add(session)
 
@@ -173,20 +184,27 @@ class Fleet:
 
     @property
     def sessions(self) -> list[Session]:
+        """The sessions watched now, in the order they were added."""
         return [m.session for m in self._members.values()]
 
     def key_of(self, session: Session) -> str:
+        """The key ``session``'s values carry now (``pending-N`` until its first server
+        session id is known); raises ``KeyError`` if the fleet does not watch it."""
         return self._members[id(session)].key
 
     @property
     def billed_by_session(self) -> dict[str, int]:
+        """Billed seconds of each watched session, across reconnects, by key."""
         return {m.key: m.billing.total for m in self._members.values()}
 
     @property
     def total_billed_s(self) -> int:
+        """Billed seconds of every watched session (a removed one no longer counts)."""
         return sum(m.billing.total for m in self._members.values())
 
     def price_of(self, model: str) -> Decimal | None:
+        """The price of one billed second of ``model``, ``None`` when the fleet has no
+        prices; raises :class:`~rxrealtime.ConfigError` for a model the table lacks."""
         if self._prices is not None:
             return resolve_rate(None, self._prices, model)
         return self._rate

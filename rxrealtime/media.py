@@ -67,6 +67,8 @@ class SyntheticTrack(MediaStreamTrack):
         return frame
 
     async def recv(self) -> VideoFrame:
+        """The next frame (yuv420p, 90 kHz timestamps), waiting until it is due at
+        ``fps``; raises ``MediaStreamError`` once the track is stopped."""
         if self.readyState != "live":
             raise MediaStreamError
         now = time.monotonic()
@@ -98,6 +100,8 @@ class BorrowedTrack(MediaStreamTrack):
         self._source = source
 
     async def recv(self) -> Frame | Packet[Any]:
+        """The source track's next frame; raises ``MediaStreamError`` once this track or
+        the source is stopped (stopping this one leaves the source live)."""
         if self.readyState != "live" or self._source.readyState != "live":
             raise MediaStreamError
         return await self._source.recv()
@@ -125,6 +129,8 @@ class FrameStreamTrack(MediaStreamTrack):
         self._queue.put_nowait(frame)
 
     async def recv(self) -> VideoFrame:
+        """The oldest buffered frame, waiting for one; raises ``MediaStreamError`` once
+        the observable has completed (the track then stops) or the track is stopped."""
         if self.readyState != "live":
             raise MediaStreamError
         frame = await self._queue.get()
@@ -134,6 +140,7 @@ class FrameStreamTrack(MediaStreamTrack):
         return frame
 
     def stop(self) -> None:
+        """End the track and unsubscribe from the observable."""
         self._subscription.dispose()
         super().stop()
 

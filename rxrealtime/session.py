@@ -153,6 +153,7 @@ class Session(SessionStreams):
 
     @property
     def state(self) -> ConnectionState:
+        """The connection state now: the current value of ``connection_changes``."""
         return self.connection_changes.value
 
     @property
@@ -163,6 +164,8 @@ class Session(SessionStreams):
 
     @property
     def session_id(self) -> str | None:
+        """The id of the latest server session (a reconnect gets a new one), ``None``
+        until the server has named the first."""
         info = self._core.info
         return info.sid if info else None
 

@@ -54,7 +54,11 @@ class SessionStreams:
         self.generation_started: HotStream[p.GenerationStarted] = HotStream(
             "generation_started", report
         )
+        """Media flows and generation (and billing) has begun: once per server session,
+        so again after each reconnect; the state is then ``generating``."""
         self.generation_ended: HotStream[p.GenerationEnded] = HotStream("generation_ended", report)
+        """The server ended generation after ``seconds`` billed seconds, for ``reason``;
+        the session is not reconnected after it."""
         self.connection_changes: StateStream[ConnectionState] = StateStream(
             "connection_changes", ConnectionState.DISCONNECTED, report
         )
@@ -63,8 +67,14 @@ class SessionStreams:
         """A new server session (once per link): its id and subscribe token; replays the
         latest, so subscribing after ``connect()`` still sees it."""
         self.prompt_acks: HotStream[p.PromptAck] = HotStream("prompt_acks", report)
+        """Every ``prompt_ack`` the server sends, accepted or rejected, also one that comes
+        after its request timed out."""
         self.image_acks: HotStream[p.SetImageAck] = HotStream("image_acks", report)
+        """Every ``set_image_ack`` the server sends, accepted or rejected, also one that
+        comes after its request timed out."""
         self.ack_latencies: HotStream[AckLatency] = HotStream("ack_latencies", report)
+        """Seconds from sending a prompt or image (also those sent by ``connect()`` and
+        on reconnect) to its accepting ack; a rejected or timed-out request has none."""
         self.queue_positions: LatestStream[p.QueuePosition] = LatestStream(
             "queue_positions", report
         )

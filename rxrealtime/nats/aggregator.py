@@ -98,16 +98,29 @@ class NatsFleet:
         names = ("frames", "duplicates", "malformed", "commands", "checkpoints")
         self.counters: dict[str, int] = dict.fromkeys(names, 0)
         self.states: HotStream[Keyed[ConnectionState]] = HotStream("nats_fleet.states")
+        """Each session's first connection state, then each change (in the worker's
+        order: a late state frame never takes a session back)."""
         self.ticks: HotStream[Keyed[p.GenerationTick]] = HotStream("nats_fleet.ticks")
+        """Every billing tick of every session, once (redeliveries are dropped): cumulative
+        seconds of its current server session."""
         self.billed: HotStream[Keyed[int]] = HotStream("nats_fleet.billed")
+        """A session's billed seconds so far, across reconnects, after each of its ticks
+        and ends."""
         self.billed_deltas: HotStream[Keyed[int]] = HotStream("nats_fleet.billed_deltas")
+        """Seconds a frame added to the fleet's bill, when more than 0 (never for a
+        duplicate or a late tick)."""
         self.errors: HotStream[Keyed[RealtimeError]] = HotStream("nats_fleet.errors")
+        """Each session's errors as :class:`RemoteError`, and each malformed message as a
+        ``ProtocolError`` (keyed by its subject's session token, model ``""``)."""
         self.generation_ended: HotStream[Keyed[p.GenerationEnded]] = HotStream(
             "nats_fleet.generation_ended"
         )
+        """The server ended a session's generation after ``seconds``, for ``reason``."""
         self.commands: HotStream[StopCommand] = HotStream("nats_fleet.commands")
         """Every stop command this aggregator published."""
         self.totals: StateStream[FleetTotals] = StateStream("nats_fleet.totals", self._totals())
+        """The fleet's totals, on every new session, billed second and change in the
+        number generating; replays the current totals to each new subscriber."""
         self._unpriced: set[str] = set()
         self._price_cache: dict[str, Decimal] = {}
         self._ack_msg: Msg | None = None
@@ -120,10 +133,14 @@ class NatsFleet:
 
     @property
     def budget_s(self) -> int | None:
+        """The fleet's budget in billed seconds (``None``: none); reaching it sends every
+        worker a stop command for every session."""
         return self.guard.budget_s
 
     @property
     def budget_cost(self) -> Decimal | None:
+        """The fleet's budget as a cost (``None``: none); reaching it sends every worker a
+        stop command for every session."""
         return self.guard.budget_cost
 
     @property
@@ -141,18 +158,23 @@ class NatsFleet:
 
     @property
     def members(self) -> list[Member]:
+        """Every client session the fleet has heard of (or restored), disconnected ones
+        included."""
         return list(self.ledger.members.values())
 
     @property
     def billed_by_session(self) -> dict[str, int]:
+        """Billed seconds of each client session, across reconnects, by fleet key."""
         return self.ledger.billed_by_session
 
     @property
     def billed_by_server_session(self) -> dict[str, int]:
+        """Billed seconds of each server session, by server session id."""
         return self.ledger.billed_by_server_session
 
     @property
     def total_billed_s(self) -> int:
+        """Billed seconds of the whole fleet (a redelivered frame never counts twice)."""
         return self.ledger.total
 
     @property
@@ -162,6 +184,9 @@ class NatsFleet:
         return None if msg is None else msg.metadata.num_pending
 
     def price_of(self, model: str) -> Decimal | None:
+        """The price of one billed second of ``model``, ``None`` when the fleet has no
+        prices; a model the price table lacks costs 0 (with one warning in the log; unlike
+        :meth:`rxrealtime.Fleet.price_of`, nothing is raised)."""
         if not self._priced:
             return None
         if model not in self._price_cache:

@@ -27,6 +27,8 @@ __all__ = ["DEFAULT_URL", "client_of", "connect", "describe_url", "ensure_stream
 logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
+"""Where :func:`connect` looks for NATS by default: a local ``nats-server`` on its
+standard port."""
 SCHEMES = ("nats", "tls", "ws", "wss")
 
 

@@ -94,7 +94,11 @@ class Obeyer:
         self.subjects = Subjects(subject_prefix)
         self.publisher = publisher
         self.commands: HotStream[StopCommand] = HotStream("obey.commands")
+        """Each stop command that named at least one live session here, once per command,
+        as it arrives (before the disconnects)."""
         self.stopped: HotStream[Keyed[StopCommand]] = HotStream("obey.stopped")
+        """``Keyed(key, model, command)`` once a session named by ``command`` has
+        disconnected (the key is ``pending`` if it had none yet)."""
         self.malformed = 0
         self._watched: dict[int, _Watched] = {}
         self._subscriptions: list[Subscription] = []
@@ -103,6 +107,10 @@ class Obeyer:
         return f"<Obeyer worker={self.worker!r} sessions={len(self._watched)}>"
 
     async def start(self) -> Obeyer:
+        """Listen on the fleet-wide control subject and this worker's; returns ``self``.
+
+        :func:`obey` calls it; commands sent before it are not seen.
+        """
         for subject in (self.subjects.control_fleet, self.subjects.control_of(self.worker)):
             self._subscriptions.append(await self.nc.subscribe(subject, cb=self._on_message))
         return self
@@ -114,6 +122,7 @@ class Obeyer:
         self._watched[id(session)] = _Watched(session, SessionKey(session, key), self.publisher)
 
     def remove(self, session: PublishSource) -> None:
+        """Stop obeying commands for ``session``; a disconnect already under way goes on."""
         watched = self._watched.pop(id(session), None)
         if watched is not None:
             watched.keys.dispose()

@@ -86,19 +86,30 @@ class _Event(msgspec.Struct, frozen=True, array_like=True, tag_field="kind", gc=
 
 
 class TickFrame(_Event, frozen=True, tag="tick"):
+    """A billing tick: ``seconds`` billed so far in the server session ``sid``
+    (cumulative, restarting at 0 with each new server session)."""
+
     seconds: Seconds
 
 
 class StateFrame(_Event, frozen=True, tag="state"):
+    """The session's connection ``state`` changed (and its state when first published)."""
+
     state: ConnectionState
 
 
 class ErrorFrame(_Event, frozen=True, tag="error"):
+    """An error on the session's ``errors``: ``type`` is its class name (e.g.
+    ``ConnectionLost``), ``message`` its text."""
+
     type: Text
     message: Message
 
 
 class EndedFrame(_Event, frozen=True, tag="ended"):
+    """The server ended generation of ``sid`` after ``seconds`` billed seconds, for
+    ``reason``; the session is not reconnected."""
+
     seconds: Seconds
     reason: Text
 
@@ -118,6 +129,7 @@ _decoder: msgspec.msgpack.Decoder[EventFrame] = msgspec.msgpack.Decoder(EventFra
 
 
 def encode_frame(frame: EventFrame) -> bytes:
+    """``frame`` as the MessagePack array that travels on NATS (:func:`decode_frame` reads it)."""
     return _encoder.encode(frame)
 
 
@@ -161,6 +173,7 @@ class StopCommand(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
 
     @property
     def fleet_wide(self) -> bool:
+        """Whether this command stops every session of every worker."""
         return self.worker == "*" and self.key == "*"
 
     def targets(self, worker: str, key: str | None) -> bool:
@@ -229,6 +242,8 @@ class Subjects:
 
     @property
     def all(self) -> str:
+        """The filter of every subject of the fleet, events and control (``<prefix>.>``);
+        the fleet's stream stores these."""
         return f"{self.prefix}.>"
 
     @property
@@ -237,14 +252,18 @@ class Subjects:
         return f"{self.prefix}.*.*.*"
 
     def event(self, frame: EventFrame) -> str:
+        """The subject ``frame`` is published to: ``<prefix>.<worker>.<key>.<kind>``
+        (``pending-<client>`` in place of the key until it is known)."""
         key = subject_token(frame.key) if frame.key else f"pending-{frame.client}"
         return f"{self.prefix}.{frame.worker}.{key}.{KIND_OF[type(frame)]}"
 
     @property
     def control_fleet(self) -> str:
+        """The subject of stop commands for every session (``<prefix>.control.fleet``)."""
         return f"{self.prefix}.{CONTROL}.fleet"
 
     def control(self, worker: str, key: str) -> str:
+        """The subject of stop commands for the session ``key`` of ``worker``."""
         return f"{self.prefix}.{CONTROL}.{worker}.{subject_token(key)}"
 
     def control_of(self, worker: str) -> str:
@@ -252,6 +271,7 @@ class Subjects:
         return f"{self.prefix}.{CONTROL}.{worker}.*"
 
     def is_control(self, subject: str) -> bool:
+        """Whether ``subject`` is a control subject (they also match :attr:`events`)."""
         return subject.startswith(f"{self.prefix}.{CONTROL}.")
 
     def key_token(self, subject: str) -> str:

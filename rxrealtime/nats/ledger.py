@@ -137,6 +137,8 @@ class FleetLedger:
         return f"<FleetLedger members={len(self.members)} total={self.total}>"
 
     def apply(self, frame: EventFrame) -> Applied:
+        """Account for one frame, in any order and any number of times; returns what it
+        changed (a member seen for the first time is added)."""
         member = self.members.get(frame.client)
         new = member is None
         if member is None:
@@ -172,6 +174,7 @@ class FleetLedger:
     # -- lookups -----------------------------------------------------------------------
 
     def by_key(self, key: str) -> Member | None:
+        """The member whose fleet key (:attr:`Member.display_key`) is ``key``, if any."""
         for member in self.members.values():
             if member.display_key == key:
                 return member
@@ -190,6 +193,8 @@ class FleetLedger:
     # -- saving ------------------------------------------------------------------------
 
     def record(self, client: str) -> bytes:
+        """The member ``client`` as a JSON :class:`MemberRecord`, for the checkpoint
+        (:meth:`restore` reads it back); raises ``KeyError`` for an unknown client."""
         m = self.members[client]
         return _record_encoder.encode(
             MemberRecord(

@@ -157,6 +157,8 @@ class Publisher:
 
     @property
     def sessions(self) -> list[PublishSource]:
+        """The sessions whose events are published now (one that closed or was removed
+        has left)."""
         return [t.session for t in self._tracked.values()]
 
     @property
@@ -297,6 +299,9 @@ class Publisher:
     # -- buffer -> JetStream -------------------------------------------------------------
 
     async def ensure_stream(self) -> None:
+        """Create the fleet's JetStream stream if it is missing (:func:`.ensure_stream`);
+        raises :class:`FleetConnectError` if JetStream does not answer. The sender calls
+        it by itself, again whenever JetStream says the stream is gone."""
         await ensure_stream(self._js, self.subjects, stream=self.stream)
         self.stream_ready = True
 

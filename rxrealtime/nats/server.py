@@ -70,13 +70,18 @@ class LocalNatsServer:
 
     @property
     def url(self) -> str:
+        """Where clients connect: ``nats://127.0.0.1:<port>`` (the same after a restart)."""
         return f"nats://127.0.0.1:{self.port}"
 
     @property
     def running(self) -> bool:
+        """Whether the nats-server process is up (it may have exited by itself)."""
         return self._process is not None and self._process.poll() is None
 
     async def start(self, timeout_s: float = 10.0) -> LocalNatsServer:
+        """Start nats-server (if it is not running) and wait until it is ready; returns
+        ``self``. Raises ``RuntimeError``, with the end of its log, if it exits or is not
+        ready within ``timeout_s`` seconds."""
         if self.running:
             return self
         self._log = open(self.log_path, "ab")
@@ -112,6 +117,8 @@ class LocalNatsServer:
             self._log = None
 
     async def restart(self, down_s: float = 0.0) -> None:
+        """:meth:`stop`, stay down ``down_s`` seconds, :meth:`start` again on the same
+        port and store: how tests take NATS away for a while."""
         await self.stop()
         if down_s:
             await asyncio.sleep(down_s)
