@@ -26,7 +26,7 @@ from reactivex.testing import ReactiveTest, TestScheduler
 from reactivex.testing.recorded import Recorded
 
 from rxrealtime import operators as rto
-from rxrealtime.operators import BudgetAlert, BudgetExceeded, Stall
+from rxrealtime.operators import BudgetAlert, BudgetExceeded, BurnRate, IdleStop, Projection, Stall
 from rxrealtime.protocol import GenerationTick
 from rxrealtime.quality import ConnectionQuality, SessionStats
 
@@ -102,6 +102,12 @@ def label(value: Any) -> str:
         return f"stop {value.billed_s}s"
     if isinstance(value, Stall):
         return "stall"
+    if isinstance(value, BurnRate):
+        return f"{value.seconds_per_min:g}/min"
+    if isinstance(value, Projection):
+        return f"{value.used:.0%}" if value.used is not None else f"{value.billed_s}s"
+    if isinstance(value, IdleStop):
+        return "idle stop"
     if isinstance(value, SessionStats):
         return f"{value.rtt_s * 1000:.0f} ms" if value.rtt_s is not None else "stats"
     if isinstance(value, ConnectionQuality):
@@ -125,6 +131,12 @@ def _rtt(ms: int) -> SessionStats:
 def _verdict(level: str, ms: int) -> ConnectionQuality:
     limiting = None if level == "good" else "rtt"
     return ConnectionQuality(level=level, limiting=limiting, rtt_s=ms / 1000, inbound_fps=20.0)  # type: ignore[arg-type]
+
+
+def _budget(billed: int, per_min: float, used: float, left: float, eta: float | None) -> Any:
+    """A projection against a 60 s budget."""
+    return Projection(billed, per_min, per_min * 60, limit_s=60, used=used, remaining_s=left,
+                      time_to_limit_s=eta)  # fmt: skip
 
 
 def _values(*pairs: tuple[int, Any], end: int | None = None) -> list[Recorded[Any]]:
@@ -260,6 +272,54 @@ MARBLES: list[Marble] = [
             (250, _verdict("good", 100)),
             end=260,
         ),
+    ),
+    Marble(
+        id="burn_rate",
+        operator="burn_rate",
+        caption="Billed seconds per minute with their cost (at 0.01 per second): over the "
+        "time seen until a 30 s window has passed, then like billing_rate; 0 once billing "
+        "stops.",
+        inputs={"billed": _values((210, 0), (220, 5), (230, 10), (240, 10))},
+        expression='billed.pipe(rto.burn_rate(30, rate_per_second="0.01", scheduler=scheduler))',
+        expected=_values(
+            (210, BurnRate(0.0, Decimal(0), 30.0)),
+            (220, BurnRate(30.0, Decimal("0.3"), 30.0)),
+            (230, BurnRate(30.0, Decimal("0.3"), 30.0)),
+            (240, BurnRate(20.0, Decimal("0.2"), 30.0)),
+            (250, BurnRate(10.0, Decimal("0.1"), 30.0)),
+            (260, BurnRate(0.0, Decimal(0), 30.0)),
+        ),
+    ),
+    Marble(
+        id="projection",
+        operator="projection",
+        caption="Against a 60 s budget: the share used, the seconds left and the time until "
+        "they run out at the burn rate of the last 30 s.",
+        inputs={"billed": _values((210, 0), (220, 10), (230, 20), (240, 30))},
+        expression="billed.pipe(rto.projection(limit_s=60, window_s=30, scheduler=scheduler))",
+        expected=_values(
+            (210, _budget(0, 0.0, 0.0, 60.0, None)),
+            (220, _budget(10, 60.0, 1 / 6, 50.0, 50.0)),
+            (230, _budget(20, 60.0, 1 / 3, 40.0, 40.0)),
+            (240, _budget(30, 60.0, 0.5, 30.0, 30.0)),
+            (250, _budget(30, 40.0, 0.5, 30.0, 45.0)),
+            (260, _budget(30, 20.0, 0.5, 30.0, 90.0)),
+            (270, _budget(30, 0.0, 0.5, 30.0, None)),
+        ),
+    ),
+    Marble(
+        id="idle_guard",
+        operator="idle_guard",
+        caption="Generating with no prompt change and nobody watching the video for 30 s: "
+        "the guard emits, completes and disconnects the session.",
+        inputs={
+            "ticks": _ticks((210, 1), (220, 2), (230, 3), (240, 4), (250, 5)),
+            "prompts": _values((215, "ack")),
+        },
+        expression="ticks.pipe(rto.idle_guard(session, 30, activity=prompts, scheduler=scheduler))",
+        expected=[on_next(245, IdleStop(idle_s=30.0, ticks=3)), on_completed(245)],
+        disconnects=1,
+        labels={"prompts": "prompt acks"},
     ),
 ]
 """Every scenario; each public operator function has at least one."""

@@ -34,7 +34,10 @@ from ._billedseconds import billed_seconds_
 from ._billingrate import billing_rate_
 from ._budgetalert import budget_alert_
 from ._budgetguard import Disconnectable, budget_guard_
+from ._burnrate import BurnRate, burn_rate_
 from ._cost import cost_
+from ._idleguard import IdleStop, idle_guard_
+from ._projection import Projection, projection_
 from ._quality import quality_
 from ._stalldetector import stall_detector_
 from ._tickdeltas import tick_deltas_
@@ -43,13 +46,19 @@ from ._types import BudgetAlert, BudgetExceeded, Stall
 __all__ = [
     "BudgetAlert",
     "BudgetExceeded",
+    "BurnRate",
+    "IdleStop",
+    "Projection",
     "Rate",
     "Stall",
     "billed_seconds",
     "billing_rate",
     "budget_alert",
     "budget_guard",
+    "burn_rate",
     "cost",
+    "idle_guard",
+    "projection",
     "quality",
     "stall_detector",
     "tick_deltas",
@@ -179,3 +188,79 @@ def quality(
     changes. ``thresholds`` default to the table in :mod:`rxrealtime.quality`; the same
     grading backs ``session.quality``."""
     return quality_(thresholds)
+
+
+# -- burn rate, projection and the idle guard ---------------------------------------------
+
+
+def burn_rate(
+    window_s: float = 60.0,
+    *,
+    rate_per_second: Rate | None = None,
+    prices: Mapping[str, Rate] | None = None,
+    model: str | None = None,
+    scheduler: abc.SchedulerBase | None = None,
+) -> Callable[[Observable[int]], Observable[BurnRate]]:
+    """A :class:`BurnRate`: billed seconds per minute over the last ``window_s`` seconds,
+    and what they cost per minute with a price.
+
+    Pipe a :func:`billed_seconds` stream through it; it emits at every total and again as
+    samples leave the window, so the burn falls to 0 when billing stops. Unlike
+    :func:`billing_rate`, it divides by the time seen so far while that is shorter than
+    the window, so it does not read low during the first window.
+    """
+    return burn_rate_(
+        window_s, rate_per_second=rate_per_second, prices=prices, model=model, scheduler=scheduler
+    )
+
+
+def projection(
+    limit_s: int | None = None,
+    limit_cost: Rate | None = None,
+    *,
+    window_s: float = 60.0,
+    rate_per_second: Rate | None = None,
+    prices: Mapping[str, Rate] | None = None,
+    model: str | None = None,
+    scheduler: abc.SchedulerBase | None = None,
+) -> Callable[[Observable[int]], Observable[Projection]]:
+    """Where billing is heading: a :class:`Projection` with the total, the burn rate over
+    ``window_s``, what the next hour bills at that rate, and (with a limit) the fraction
+    of the budget used, the seconds left and the time until the budget runs out.
+
+    Pipe a :func:`billed_seconds` stream through it; it emits when :func:`burn_rate`
+    does. ``limit_cost`` needs a price; with both limits the first one reached counts.
+    """
+    return projection_(
+        limit_s, limit_cost, window_s=window_s, rate_per_second=rate_per_second,
+        prices=prices, model=model, scheduler=scheduler,
+    )  # fmt: skip
+
+
+def idle_guard(
+    session: Disconnectable,
+    after_s: float,
+    *,
+    activity: Observable[Any] | None = None,
+    viewers: Callable[[], int] | None = None,
+    baseline: int | None = None,
+    states: Observable[Any] | None = None,
+    scheduler: abc.SchedulerBase | None = None,
+) -> Callable[[Observable[Any]], Observable[IdleStop]]:
+    """Disconnect ``session`` once it has generated for ``after_s`` seconds with no prompt
+    or image change and nobody watching its video: a forgotten session still bills.
+
+    Pipe ``session.generation_ticks`` through it. Idle time runs only while the session
+    is generating (``states``, default ``session.connection_changes``); a value on
+    ``activity`` (default: ``session.prompt_acks`` and ``session.image_acks``) restarts
+    it, and so does each tick or check while ``viewers()`` is above 0. By default viewers
+    are the subscribers of ``session.frames`` above a baseline: the count at the first
+    tick (the session's own watchers, a terminal view...), lowered whenever fewer are
+    seen. A page that already shows the video at that first tick is taken for part of
+    the baseline: pass ``baseline=`` (or ``viewers=``) when that can happen. On trip it
+    emits one :class:`IdleStop`, completes and schedules ``session.disconnect()``.
+    """
+    return idle_guard_(
+        session, after_s, activity=activity, viewers=viewers, baseline=baseline,
+        states=states, scheduler=scheduler,
+    )  # fmt: skip

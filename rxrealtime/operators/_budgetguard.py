@@ -24,12 +24,14 @@ class Disconnectable(Protocol):
     def disconnect(self) -> Awaitable[None]: ...
 
 
-def _disconnect(session: Disconnectable) -> None:
+def disconnect_later(session: Disconnectable) -> None:
+    """Call ``session.disconnect()`` on the running loop, logging a failure."""
+
     async def run() -> None:
         try:
             await session.disconnect()
         except Exception:
-            logger.exception("budget_guard: disconnecting the session failed")
+            logger.exception("disconnecting the session failed")
 
     task = asyncio.ensure_future(run())
     _pending.add(task)
@@ -70,7 +72,7 @@ def budget_guard_(
                     )
                 )
                 observer.on_completed()
-                _disconnect(session)
+                disconnect_later(session)
 
             subscription.disposable = source.subscribe(
                 on_next, observer.on_error, observer.on_completed, scheduler=scheduler
