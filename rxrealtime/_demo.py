@@ -14,6 +14,7 @@ from .dashboards.plot import require_matplotlib
 from .media import SyntheticTrack, record
 from .server import serve_embedded
 from .session import Session
+from .tapes import TapeRecorder
 
 __all__ = ["DemoReport", "print_summary", "run_demo"]
 
@@ -66,11 +67,13 @@ async def run_demo(
     plot_path: str | None = None,
     rate_per_second: str | None = None,
     transport: str = "aiortc",
+    tape: str | None = None,
 ) -> DemoReport:
     """Run a session against the embedded server, change the prompt halfway, report.
 
     With ``transport="livekit"`` the embedded server runs in LiveKit mode (a loopback
-    livekit-server, see ``make livekit``) and the session joins its rooms."""
+    livekit-server, see ``make livekit``) and the session joins its rooms. With ``tape``
+    the session is recorded to that tape (:mod:`rxrealtime.tapes`)."""
     if plot_path:
         require_matplotlib()  # fail before the session, not after it
     console = Console(stderr=as_json)
@@ -81,6 +84,7 @@ async def run_demo(
         session = Session(server.url, api_key=server.api_key, model="mirage_v2",
                           transport=transport)  # fmt: skip
         _observe(session, report)
+        tape_recorder = TapeRecorder(session, tape, video=record_path).start() if tape else None
         log = BillingLog.record(session, rate_per_second=rate_per_second) if plot_path else None
         view = TerminalDashboard(
             session,
@@ -101,6 +105,8 @@ async def run_demo(
                     current = prompts[1]
                     await session.set_prompt(current)
                     await asyncio.sleep(seconds / 2)
+    if tape_recorder is not None:
+        await tape_recorder.close()
     if log is not None and plot_path is not None:
         log.stop()
         plot_billing(log, plot_path, title=f"rxrealtime demo · {session.model.name}")

@@ -25,6 +25,7 @@ from .exceptions import ConfigError, RealtimeError
 from .fleet import Fleet
 from .media import SyntheticTrack
 from .session import ConnectionState, Session
+from .tapes import TapeRecorder
 
 __all__ = ["WatchSummary", "run_watch"]
 
@@ -87,8 +88,10 @@ async def run_watch(
     console: Console | None = None,
     json_mode: bool = False,
     transport: str = "aiortc",
+    tape: str | None = None,
 ) -> WatchSummary:
-    """Watch a session until SIGINT/SIGTERM, ``seconds`` elapse, or it ends for good."""
+    """Watch a session until SIGINT/SIGTERM, ``seconds`` elapse, or it ends for good;
+    with ``tape``, record it to that tape (:mod:`rxrealtime.tapes`)."""
     if plot:
         require_matplotlib()
     session = Session(url, api_key=api_key, model=model, transport=transport)
@@ -97,6 +100,7 @@ async def run_watch(
     summary = WatchSummary(url=session.url, model=session.model.name)
     session.session_started.subscribe(lambda info: summary.session_ids.append(info.sid))
     session.errors.subscribe(lambda e: summary.errors.append(f"{type(e).__name__}: {e}"))
+    recorder = TapeRecorder(session, tape).start() if tape else None
 
     fleet = Fleet(rate_per_second=rate_per_second)
     exporter = PrometheusExporter(fleet)
@@ -155,6 +159,8 @@ async def run_watch(
         for sig in installed:
             loop.remove_signal_handler(sig)
         await session.disconnect()
+        if recorder is not None:
+            await recorder.close()
         view.stop()
         await exporter.stop()
         with contextlib.suppress(Exception):

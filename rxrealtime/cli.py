@@ -23,6 +23,7 @@ from rich.console import Console
 
 from . import __version__
 from ._demo import print_summary, run_demo
+from ._tape_commands import add_tape_commands, run_tape_command
 from ._watch import WatchSummary, run_watch
 from .exceptions import ConfigError, RealtimeError
 from .options import API_KEY_ENV, describe_validation_error
@@ -204,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--tick-interval", type=_positive_float, default=1.0)
     demo.add_argument("--plot", metavar="BILLING.png", help="draw billed seconds and cost")
     demo.add_argument("--rate", type=_rate, default=None, help="price per billed second")
+    demo.add_argument("--tape", metavar="FILE", help="record a session tape (.gz: gzip)")
     demo.add_argument(
         "--transport", choices=("aiortc", "livekit"), default="aiortc",
         help="media through a direct peer or a LiveKit room (make livekit)",
@@ -226,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--livekit-url", help="an existing LiveKit server (default: start one)")
     serve.add_argument("--livekit-key", help="its API key")
     serve.add_argument("--livekit-secret", help="its API secret (default: $LIVEKIT_API_SECRET)")
+    serve.add_argument("--tape", metavar="FILE", help="play this tape's server side to clients")
     _add_fault_flags(serve)
 
     watch = sub.add_parser("watch", help="watch a session on any server: live view, metrics")
@@ -250,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--seconds", type=_positive_float, default=None, help="stop after N s")
     watch.add_argument("--plot", metavar="BILLING.png", help="draw billed seconds and cost")
     watch.add_argument("--json", action="store_true", help="end with one JSON summary line")
+    watch.add_argument("--tape", metavar="FILE", help="record a session tape (.gz: gzip)")
 
     check = sub.add_parser("check", help="check connectivity before anything is billed")
     check.add_argument("url", help="service base URL (ws://, wss://, http(s)://)")
@@ -259,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--timeout", type=_positive_float, default=10.0, help="per check, in s")
     check.add_argument("--json", action="store_true", help="the report as one JSON object")
 
+    add_tape_commands(sub)
     from .bench import add_arguments as add_bench_arguments  # light: suites load on demand
 
     add_bench_arguments(sub.add_parser("bench", help="run the benchmark suite"))
@@ -276,6 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "fleet" or (args.command == "demo" and args.workers):
         return _run_fleet_command(args)
     try:
+        if args.command in ("tape", "replay"):
+            return run_tape_command(args)
         if args.command == "demo":
             if args.record and not os.path.isdir(os.path.dirname(os.path.abspath(args.record))):
                 print(f"rxrealtime demo: cannot record to {args.record}: no such directory",
@@ -290,6 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     plot_path=args.plot,
                     rate_per_second=args.rate,
                     transport=args.transport,
+                    tape=args.tape,
                 )
             )
             if args.json:
@@ -327,6 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     credits_s=args.credits_s,
                     faults=_faults_from_args(args),
                     media=args.media,
+                    tape=args.tape,
                     **extra,
                 )
             except ValidationError as exc:
@@ -353,6 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     seconds=args.seconds,
                     plot=args.plot,
                     json_mode=args.json,
+                    tape=args.tape,
                 )
             )
             _print_watch_summary(summary, args.json)

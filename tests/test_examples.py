@@ -33,6 +33,12 @@ EXPECTED = {
         r"fleet total \d+ s over 6 sessions, cost \d+\.\d+; the servers billed \d+ s: exact"
     ],
     "quality_alert.py": [r"quality: critical fps", r"ALERT: quality critical \(fps\) for 5\.0 s"],
+    "replay_budget_alert.py": [
+        r"at 12\.68 s: 50% of budget, 10 s, cost 0\.50\n"
+        r"at 18\.68 s: 80% of budget, 16 s, cost 0\.80\n"
+        r"at 22\.68 s: 100% of budget, 20 s, cost 1\.00\n",
+        r"29\.6 s of tape replayed in \d+ ms",
+    ],
 }
 
 

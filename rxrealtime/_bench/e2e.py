@@ -10,7 +10,9 @@ signaling socket. Two clients, alternating within each repeat:
   (signaling only, no peer connection), so every frame takes the production path:
   the signaling read loop -> decode -> routing -> ``generation_ticks`` -> a subscriber.
   The peer connection is left out because its video would compete for the CPU and
-  blur the figure; the scale suite measures full sessions.
+  blur the figure; the scale suite measures full sessions;
+* **ours with a tape**: the same, while a :class:`~rxrealtime.tapes.TapeRecorder` records
+  the session (every frame appended on the hot path, encoded by its flush task).
 
 Throughput: ``n`` frames sent back to back; frames/s = n / (last frame at the subscriber -
 first frame sent). The client's CPU per frame (process time over the flood) is reported
@@ -23,13 +25,16 @@ processes), the client when it arrived.
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from .. import protocol as p
 from ..session import Session
+from ..tapes import TapeRecorder
 from ..urls import build_url
 from ._common import Config, SuiteResult, percentile, ratio_per_repeat, summary
 from ._server import ServerProcess
@@ -90,14 +95,19 @@ class _Bare:
 
 
 class _Ours:
-    """A real Session, signaling only, one subscriber on ``generation_ticks``."""
+    """A real Session, signaling only, one subscriber on ``generation_ticks``; with
+    ``tape``, a :class:`~rxrealtime.tapes.TapeRecorder` records it (every frame)."""
 
-    def __init__(self, url: str, api_key: str) -> None:
+    def __init__(self, url: str, api_key: str, tape: Path | None = None) -> None:
         self.session = Session(url, api_key=api_key, stats_interval_s=None, transport="none")
         self.box = _Box()
+        self.tape = tape
+        self.recorder: TapeRecorder | None = None
 
     async def open(self) -> None:
         box, clock = self.box, time.monotonic_ns
+        if self.tape is not None:
+            self.recorder = TapeRecorder(self.session, self.tape).start()
 
         def on_tick(tick: p.GenerationTick) -> None:
             if box.record is not None:
@@ -115,6 +125,9 @@ class _Ours:
 
     async def close(self) -> None:
         await self.session.disconnect()
+        if self.recorder is not None:
+            await self.recorder.close()
+            assert self.recorder.error is None, self.recorder.error
 
 
 async def _one(
@@ -156,17 +169,20 @@ async def _run(config: Config, result: SuiteResult) -> None:
     repeats = config.reps(full=11, quick=2)
     n, paced = (3000, 100) if config.quick else (30000, 1000)
     interval = 0.001
+    kinds = ("bare", "ours", "tape")
     async with ServerProcess(tick_interval_s=3600.0) as srv:
         url = build_url(srv.url, "/v1/stream", {"api_key": srv.api_key, "model": "mirage_v2"})
-        runs: dict[str, list[dict[str, float]]] = {"bare": [], "ours": []}
-        for rep in range(repeats):
-            order = ("bare", "ours") if rep % 2 == 0 else ("ours", "bare")
-            for kind in order:
-                client = _Bare(url) if kind == "bare" else _Ours(srv.url, srv.api_key)
-                runs[kind].append(await _one(client, srv, n, paced, interval))
+        runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
+        with tempfile.TemporaryDirectory() as folder:
+            for rep in range(repeats):
+                for kind in kinds[rep % 3 :] + kinds[: rep % 3]:  # rotated each repeat
+                    tape = Path(folder) / f"{rep}.tape.jsonl" if kind == "tape" else None
+                    client = _Bare(url) if kind == "bare" else _Ours(srv.url, srv.api_key, tape)
+                    runs[kind].append(await _one(client, srv, n, paced, interval))
     labels = {
         "bare": "bare aiohttp receive loop (limit)",
         "ours": "Session read loop -> subscriber",
+        "tape": "Session read loop -> subscriber, tape recording",
     }
     metrics = (
         ("fps", "frames/s"),
@@ -175,7 +191,7 @@ async def _run(config: Config, result: SuiteResult) -> None:
         ("p50_us", "latency p50 us (paced 1 ms)"),
         ("p99_us", "latency p99 us (paced 1 ms)"),
     )
-    for kind in ("bare", "ours"):
+    for kind in kinds:
         for key, unit in metrics:
             result.row(f"{labels[kind]}: {key}", unit, summary([r[key] for r in runs[kind]]))
     fps = ratio_per_repeat([r["fps"] for r in runs["ours"]], [r["fps"] for r in runs["bare"]])
@@ -193,6 +209,20 @@ async def _run(config: Config, result: SuiteResult) -> None:
         "latency p99 ours / bare",
         ratio_per_repeat([r["p99_us"] for r in runs["ours"]], [r["p99_us"] for r in runs["bare"]]),
         "1.0 = no added latency",
+    )
+    recording = ratio_per_repeat([r["fps"] for r in runs["tape"]], [r["fps"] for r in runs["ours"]])
+    result.ratio(
+        "throughput ours with a tape / ours",
+        recording,
+        "wall-clock frames/s while a TapeRecorder records every frame; 1.0 = free",
+    )
+    result.ratio(
+        "CPU-bound throughput ours with a tape / ours",
+        ratio_per_repeat(
+            [r["cpu_ns_per_frame"] for r in runs["ours"]],
+            [r["cpu_ns_per_frame"] for r in runs["tape"]],
+        ),
+        "ours' CPU per frame / with a tape (the flush's encoding included when it ran)",
     )
     busy = min(r["busy"] for r in runs["bare"] + runs["ours"])
     note = (
@@ -212,6 +242,13 @@ async def _run(config: Config, result: SuiteResult) -> None:
         ">= 0.7",
         cpu["median"] >= 0.7,
     )
+    result.target(
+        "e2e throughput with a tape recording >= 0.9x without",
+        recording["median"],
+        ">= 0.9",
+        recording["median"] >= 0.9,
+        "rounds interleaved (bare, ours, ours with a tape; order rotated each repeat)",
+    )
     result.extra["frames_per_flood"] = n
     result.extra["paced_frames"] = paced
 
@@ -227,8 +264,8 @@ def run(config: Config) -> SuiteResult:
             "embedded server in a child process floods generation_tick frames (send time in "
             "`seconds`) over one loopback WebSocket; per repeat the bare aiohttp loop and a "
             "signaling-only Session (transport='none': real read loop -> decode -> routing "
-            "-> 1 subscriber) run "
-            "in alternating order: a warm-up flood, a measured flood, then frames paced 1 ms "
+            "-> 1 subscriber), and the same Session recording a tape, run "
+            "in rotating order: a warm-up flood, a measured flood, then frames paced 1 ms "
             "apart for latency."
         ),
     )

@@ -20,7 +20,7 @@ from ._report import markdown, plot, write
 
 __all__ = ["DEFAULT_OUT", "SUITES", "add_arguments", "main", "run_suites"]
 
-SUITES = ("decode", "dispatch", "e2e", "scale", "nats", "transport")
+SUITES = ("decode", "dispatch", "e2e", "scale", "nats", "transport", "tapes")
 DEFAULT_OUT = Path("benchmarks") / "results"
 
 

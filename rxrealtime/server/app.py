@@ -27,6 +27,7 @@ from .livekit_rooms import LivekitRooms
 from .peer import ServerPeer
 from .sessions import SendObserver, ServerSession, ViewerSession
 from .settings import STREAM_PATHS, Faults, ServerSettings
+from .tape import TapePlayback
 
 __all__ = ["EmbeddedServer", "serve_embedded"]
 
@@ -58,6 +59,8 @@ class EmbeddedServer:
         """The LiveKit server and its rooms, in LiveKit mode once started."""
         self.rooms: dict[str, ServerSession] = {}
         """Sessions by LiveKit room name (LiveKit mode)."""
+        self.tape = TapePlayback.load(self.settings.tape) if self.settings.tape else None
+        """The tape played to clients (``tape=``), if any."""
         self._runner: web.AppRunner | None = None
         self._port = 0
         self._peers: set[ServerPeer] = set()
@@ -184,7 +187,8 @@ class EmbeddedServer:
         if not ok:
             return ws
         model = request.query.get("model", "")
-        session = ServerSession(self, ws, model, transport=request.transport)
+        make = self.tape.session if self.tape is not None else ServerSession
+        session = make(self, ws, model, transport=request.transport)
         self.sessions[session.id] = session
         self._peers.add(session)
         self.count("sessions")

@@ -7,6 +7,7 @@ CLI can validate ``rxrealtime serve`` options without starting aiohttp or aiortc
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -104,6 +105,9 @@ class ServerSettings(BaseModel):
     max_frame_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     """Frames above this are counted and ignored; 8x above it the socket is closed."""
     faults: Faults = Field(default_factory=Faults)
+    tape: Path | None = None
+    """Play the server's side of this recorded tape to each client instead of billing
+    live (:mod:`rxrealtime.server.tape`)."""
     media: Media = "aiortc"
     """``aiortc``: answer SDP offers with the server's own peer connection. ``livekit``:
     also answer ``livekit_join`` with a room on a LiveKit server, joined by the server as
