@@ -269,3 +269,89 @@ async def fill_colour(page: Any) -> str:
         "getComputedStyle(document.querySelector('.session .bar .fill')).backgroundColor"
     )
     return colour
+
+
+# -- Prometheus budget gauges and the Grafana dashboard -----------------------------
+
+
+def scrape_samples(exporter: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(exporter.render().decode())
+        for s in family.samples
+    }
+
+
+def test_prometheus_shows_burn_rate_and_budget_gauges() -> None:
+    from rxrealtime.dashboards import PrometheusExporter
+
+    async def scenario() -> tuple[dict[Any, float], dict[Any, float]]:
+        session = rt.Session("ws://127.0.0.1:9", api_key="k", model="mirage_v2")
+        budgeted = PrometheusExporter(rt.Fleet(rate_per_second="0.01"), budget_s=100)
+        budgeted.watch(session, key="s")
+        plain = PrometheusExporter()
+        plain.watch(session, key="s")
+        for seconds in range(1, 11):
+            session.generation_ticks.emit(p.GenerationTick(seconds))
+        got = scrape_samples(budgeted), scrape_samples(plain)
+        await budgeted.stop()
+        await plain.stop()
+        return got
+
+    budgeted, plain = asyncio.run(scenario())
+    labels = (("model", "mirage_v2"), ("session", "s"))
+    assert budgeted[("rxrealtime_budget_limit_seconds", labels)] == 100
+    assert budgeted[("rxrealtime_budget_remaining_seconds", labels)] == 90
+    assert budgeted[("rxrealtime_burn_rate_seconds_per_minute", labels)] > 0
+    assert plain[("rxrealtime_budget_remaining_seconds", labels)] == float("inf")
+    unknown = (*labels, ("rxrealtime_connection_quality", "unknown"))
+    assert plain[("rxrealtime_connection_quality", tuple(sorted(unknown)))] == 1
+
+
+async def test_prometheus_serves_metrics_with_its_own_aiohttp_handler() -> None:
+    from rxrealtime.dashboards import PrometheusExporter
+
+    async with PrometheusExporter() as exporter, aiohttp.ClientSession() as http:
+        async with http.get(exporter.url) as response:
+            assert response.headers["Content-Type"].startswith("text/plain")
+        headers = {"Accept": "application/openmetrics-text; version=1.0.0"}
+        async with http.get(exporter.url, headers=headers) as response:
+            assert response.headers["Content-Type"].startswith("application/openmetrics-text")
+
+
+def test_grafana_dashboard_has_model_and_session_variables_and_budget_panels() -> None:
+    import re
+
+    from rxrealtime.dashboards import PrometheusExporter
+
+    dashboard = json.loads((ROOT / "examples" / "grafana_dashboard.json").read_text())
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert set(variables) == {"model", "session"}
+    assert all(v["includeAll"] and v["multi"] for v in variables.values())
+    panels = dashboard["panels"]
+    exprs = [t["expr"] for panel in panels for t in panel["targets"]]
+    for expr in exprs:  # every per-session series is filtered by both variables
+        if "fleet_" not in expr and "prompt_ack" not in expr:
+            assert 'model=~"$model"' in expr and 'session=~"$session"' in expr, expr
+    titles = " | ".join(panel["title"] for panel in panels).lower()
+    assert "burn rate" in titles and "budget remaining" in titles and "quality" in titles
+    grid = [panel["gridPos"] for panel in panels]
+    cells = [(x, y) for g in grid for x in range(g["x"], g["x"] + g["w"])
+             for y in range(g["y"], g["y"] + g["h"])]  # fmt: skip
+    assert len(cells) == len(set(cells)), "panels overlap"
+
+    async def exported() -> set[str]:
+        exporter = PrometheusExporter(budget_s=60)
+        session = rt.Session("ws://127.0.0.1:9", api_key="k")
+        exporter.watch(session, key="s")
+        session.generation_ticks.emit(p.GenerationTick(1))
+        session.errors.emit(rt.ServerError("x"))
+        exporter.observe_prompt_ack("mirage_v2", 0.01)
+        names = {name for name, _ in scrape_samples(exporter)}
+        await exporter.stop()
+        return names
+
+    used = set(re.findall(r"\brxrealtime_[a-z_]+", " ".join(exprs)))
+    assert used <= asyncio.run(exported()), used

@@ -8,9 +8,10 @@ session keeps one label set across reconnects.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from prometheus_client import (
@@ -25,9 +26,11 @@ from prometheus_client import (
 from reactivex.disposable import CompositeDisposable
 
 from .. import protocol as p
+from ..billing import Rate, to_decimal
 from ..diagnostics import Diagnostic, PhaseTiming, Reconnected
 from ..exceptions import RealtimeError
 from ..fleet import Fleet, FleetTotals, Keyed
+from ..operators import Projection, billed_seconds, projection
 from ..quality import LEVELS as QUALITY_LEVELS
 from ..quality import ConnectionQuality, SessionStats
 from ..session import AckLatency, ConnectionState, Session
@@ -48,6 +51,8 @@ class PrometheusExporter:
 
     ``exporter.watch(session)`` adds a session (to its own fleet unless one is given);
     ``await exporter.start(port)`` serves ``/metrics`` until ``await exporter.stop()``.
+    ``budget_s`` / ``budget_cost`` (per session) set the budget gauges, which read +Inf
+    without a budget; ``burn_window_s`` is the window of the burn-rate gauge.
     """
 
     def __init__(
@@ -56,8 +61,13 @@ class PrometheusExporter:
         *,
         registry: CollectorRegistry | None = None,
         namespace: str = "rxrealtime",
+        budget_s: int | None = None,
+        budget_cost: Rate | None = None,
+        burn_window_s: float = 60.0,
     ) -> None:
         self.fleet = fleet if fleet is not None else Fleet()
+        self.budget_s, self.burn_window_s = budget_s, burn_window_s
+        self.budget_cost = None if budget_cost is None else to_decimal(budget_cost, "budget")
         self.registry = registry if registry is not None else CollectorRegistry()
         labels = ("session", "model")
         ns, reg = namespace, self.registry
@@ -96,8 +106,8 @@ class PrometheusExporter:
             namespace=ns, registry=reg,
         )  # fmt: skip
         self.quality = Enum(
-            "connection_quality", "Connection quality verdict of the session.", labels,
-            states=list(QUALITY_LEVELS), namespace=ns, registry=reg,
+            "connection_quality", "Connection quality verdict (unknown until measured).",
+            labels, states=["unknown", *QUALITY_LEVELS], namespace=ns, registry=reg,
         )  # fmt: skip
         self.inbound_fps = Gauge(
             "inbound_fps", "Generated frames received per second.", labels,
@@ -120,6 +130,18 @@ class PrometheusExporter:
         )  # fmt: skip
         self.first_frame = Gauge(
             "time_to_first_frame_seconds", "From connect to the first generated frame.",
+            labels, namespace=ns, registry=reg,
+        )  # fmt: skip
+        self.burn_rate = Gauge(
+            "burn_rate_seconds_per_minute", "Billed seconds per minute (burn_window_s window).",
+            labels, namespace=ns, registry=reg,
+        )  # fmt: skip
+        self.budget_limit = Gauge(
+            "budget_limit_seconds", "The session's budget in billed seconds (+Inf: none).",
+            labels, namespace=ns, registry=reg,
+        )  # fmt: skip
+        self.budget_remaining = Gauge(
+            "budget_remaining_seconds", "Billed seconds left before the budget (+Inf: none).",
             labels, namespace=ns, registry=reg,
         )  # fmt: skip
         self._runner: web.AppRunner | None = None
@@ -167,6 +189,22 @@ class PrometheusExporter:
             elif isinstance(event, PhaseTiming) and event.phase == "first_frame":
                 self.first_frame.labels(**labels()).set(event.seconds)
 
+        def on_projection(pr: Projection) -> None:
+            self.quality.labels(**labels())  # a new series starts "unknown", until measured
+            self.burn_rate.labels(**labels()).set(pr.seconds_per_min)
+            limit = self.budget_s if self.budget_s is not None else float("inf")
+            if self.budget_cost is not None and pr.remaining_s is not None:
+                limit = pr.billed_s + pr.remaining_s  # the first limit reached, in seconds
+            self.budget_limit.labels(**labels()).set(limit)
+            left = pr.remaining_s if pr.remaining_s is not None else float("inf")
+            self.budget_remaining.labels(**labels()).set(left)
+
+        project = projection(
+            self.budget_s, self.budget_cost, window_s=self.burn_window_s,
+            rate_per_second=self.fleet.price_of(model),
+        )  # fmt: skip
+        billed = session.generation_ticks.pipe(billed_seconds(resets=session.session_started))
+        self._subscriptions.add(billed.pipe(project).subscribe(self._guard(on_projection)))
         self._subscriptions.add(session.quality.subscribe(self._guard(on_quality)))
         self._subscriptions.add(session.stats.subscribe(self._guard(on_stats)))
         self._subscriptions.add(session.diagnostics.subscribe(self._guard(on_diagnostic)))
@@ -232,7 +270,12 @@ class PrometheusExporter:
             return response
 
         app = web.Application()
-        app.router.add_get("/metrics", metrics)
+        handler: Any = metrics
+        with contextlib.suppress(ImportError):  # prometheus-client 0.22+ has its own handler
+            from prometheus_client.aiohttp import make_aiohttp_handler  # (negotiation, gzip)
+
+            handler = make_aiohttp_handler(self.registry)
+        app.router.add_get("/metrics", handler)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()

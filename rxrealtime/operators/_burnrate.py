@@ -3,7 +3,7 @@
 Until a whole window has passed since the first total, ``billing_rate`` divides a part
 of a window's billing by the whole window and reads low (a session billing 300 s a
 minute would show 30 after 6 s). The burn rate divides by the time actually observed
-instead, so a budget's countdown is right from the second tick on.
+instead (a second at least), so a budget's countdown is right from the second tick on.
 """
 
 from __future__ import annotations
@@ -59,8 +59,9 @@ def seconds_per_minute(
                 return total
 
             def scale(value: float) -> float:
-                seen = now() - first[0] if first else 0.0
-                return value * window_s / seen if 0 < seen < window_s else value
+                # at least a second (or the window): a burst at the start is not a rate
+                seen = max(now() - first[0] if first else 0.0, min(1.0, window_s))
+                return value * window_s / seen if seen < window_s else value
 
             return source.pipe(ops.map(note), per_minute, ops.map(scale)).subscribe(
                 observer, scheduler=scheduler_
