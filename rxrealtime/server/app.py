@@ -70,10 +70,12 @@ class EmbeddedServer:
 
     @property
     def api_key(self) -> str:
+        """The key clients must pass (``settings.api_key``, random unless one was given)."""
         return self.settings.api_key.get_secret_value()
 
     @property
     def port(self) -> int:
+        """The port the server listens on, known once started (0 before)."""
         return self._port
 
     @property
@@ -85,9 +87,12 @@ class EmbeddedServer:
 
     @property
     def faults(self) -> Faults:
+        """The fault switches in force (``settings.faults``); one set at run time, e.g.
+        ``server.faults.fail_acks = True``, applies from then on."""
         return self.settings.faults
 
     def count(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to the counter ``name`` of ``counters`` (which starts it at 0)."""
         self.counters[name] = self.counters.get(name, 0) + n
 
     def drop_session(self, session_id: str) -> None:
@@ -103,6 +108,8 @@ class EmbeddedServer:
         return True
 
     async def start(self) -> EmbeddedServer:
+        """Listen (and in LiveKit mode start LiveKit first); returns ``self``. If either
+        fails (``OSError`` for a port in use), what was started is stopped and it raises."""
         if self.settings.media == "livekit":
             self.livekit = LivekitRooms(self.settings)
             try:
@@ -129,6 +136,8 @@ class EmbeddedServer:
         return self
 
     async def stop(self) -> None:
+        """Close every client connection (waiting up to 5 s for each), stop listening,
+        and stop LiveKit in LiveKit mode."""
         for peer in list(self._peers):
             try:
                 await asyncio.wait_for(peer.close(), 5.0)

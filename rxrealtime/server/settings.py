@@ -63,10 +63,15 @@ class Faults(BaseModel):
     stall_ticks_after: int | None = Field(default=None, ge=0)
     """After this many ticks, stop sending ticks (billing goes on) for ``stall_ticks_for_s``."""
     stall_ticks_for_s: float = Field(default=2.0, ge=0)
+    """How long, in seconds, the stall of ``stall_ticks_after`` lasts (once per session);
+    its seconds are billed and show in the first tick after it."""
     bad_frames: tuple[BadFrame, ...] = ()
     """Bad frames sent after every ``bad_frames_every_n_ticks``-th tick."""
     bad_frames_every_n_ticks: int = Field(default=1, gt=0)
+    """Send ``bad_frames`` after every N-th delivered tick (1: after each one)."""
     oversized_frame_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    """The ``oversized`` bad frame is an ``error`` frame padded with this many bytes (the
+    default is above the client's default ``max_frame_bytes``)."""
     ack_delay_s: float = Field(default=0.0, ge=0)
     """Wait this long before answering ``prompt`` and ``set_image``."""
     fail_acks: bool = False
@@ -76,6 +81,8 @@ class Faults(BaseModel):
 
     Ignored in LiveKit mode, which has no peer connection of the server's to restart."""
     turn_url: str = "turn:127.0.0.1:9?transport=tcp"
+    """The TURN server the ``ice-restart`` frame names; the default (loopback port 9)
+    is no TURN server, only something for the client to apply."""
     stall_answer: bool = False
     """Never answer offers (the client's connect timeout fires).
 
@@ -93,6 +100,12 @@ Media = Literal["aiortc", "livekit"]
 
 
 class ServerSettings(BaseModel):
+    """How the embedded server listens, bills and misbehaves; checked before any I/O.
+
+    ``port`` 0 picks a free port; ``api_key`` defaults to a random ``rt_...`` key; each
+    tick, every ``tick_interval_s`` seconds, bills ``seconds_per_tick`` seconds.
+    """
+
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     host: str = "127.0.0.1"
