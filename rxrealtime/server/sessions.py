@@ -12,6 +12,7 @@ import asyncio
 import base64
 import binascii
 import logging
+import random
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -68,6 +69,7 @@ class ServerSession(ServerPeer):
         self._starter: asyncio.Task[None] | None = None
         self._timers: list[asyncio.Task[None]] = []
         self._started = False
+        self._started_at: float | None = None
         self._ending = False
         self._queued = False
         self._closing = False
@@ -212,8 +214,19 @@ class ServerSession(ServerPeer):
         self.output = GeneratedTrack(source, self)
         pc.addTrack(self.server.relay.subscribe(self.output, buffered=False))
 
+    def frame_due(self) -> bool:
+        faults = self.server.faults
+        start = self._started_at
+        if faults.freeze_video_after_s is not None and start is not None:
+            since = asyncio.get_running_loop().time() - start - faults.freeze_video_after_s
+            if 0 <= since < faults.freeze_video_for_s:
+                return False
+        drop = faults.drop_generated_frames
+        return not (drop and random.random() < drop)
+
     def on_frame(self) -> None:
         if not self._started and not self._closing:
+            self._started_at = asyncio.get_running_loop().time()
             self._started = True
             self._starter = asyncio.ensure_future(self._start_generation())
 

@@ -55,6 +55,14 @@ class Faults(BaseModel):
     """Remove the client from the LiveKit room of a generating session after this many
     seconds (RoomService ``remove_participant``); the socket stays open. In aiortc mode:
     close the peer connection, as ``close_peer_after_s`` does."""
+    drop_generated_frames: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Drop this fraction of the generated frames (chosen at random), so the client's
+    frame rate, and its quality verdict, fall while ticks go on (aiortc mode)."""
+    freeze_video_after_s: float | None = Field(default=None, ge=0)
+    """Stop sending generated video this many seconds after generation starts, for
+    ``freeze_video_for_s`` (a video stall: billing goes on; aiortc mode)."""
+    freeze_video_for_s: float = Field(default=2.0, gt=0)
+    """How long, in seconds, the video freeze of ``freeze_video_after_s`` lasts."""
     max_drops: int = Field(default=1, ge=0)
     """How many sessions the three switches above hit in all (0: every session)."""
     queue_for_s: float | None = Field(default=None, ge=0, le=600)

@@ -47,6 +47,10 @@ class FrameSink(Protocol):
 
     def on_frame(self) -> None: ...
 
+    def frame_due(self) -> bool:
+        """Whether to send this generated frame (``False``: a fault drops or freezes it)."""
+        ...
+
 
 class GeneratedTrack(MediaStreamTrack):
     """The server's output: the source video transformed by the session's current prompt."""
@@ -59,8 +63,11 @@ class GeneratedTrack(MediaStreamTrack):
         self._session = session
 
     async def recv(self) -> VideoFrame:
-        frame = cast(VideoFrame, await self._source.recv())
-        self._session.on_frame()
+        while True:
+            frame = cast(VideoFrame, await self._source.recv())
+            self._session.on_frame()
+            if self._session.frame_due():
+                break
         rgb = transform_frame(frame.to_ndarray(format="rgb24"), self._session.tint)
         # Hand encoders yuv420p: they would otherwise convert this frame themselves, and
         # two peers (client + viewers, via MediaRelay) converting one frame at once in
