@@ -179,3 +179,33 @@ def test_idle_guard_with_a_viewer_count_never_trips_while_watched() -> None:
 
     got, session = run_guard(build)
     assert got == [] and session.calls == 0
+
+
+def test_terminal_view_shows_burn_rate_and_budget_in_virtual_time() -> None:
+    import io
+
+    from rich.console import Console
+
+    from rxrealtime.dashboards import TerminalDashboard
+
+    scheduler = TestScheduler()
+    session = rt.Session("ws://127.0.0.1:9", api_key="k", model="mirage_v2")
+    view = TerminalDashboard(
+        session, scheduler=scheduler, rate_per_second="0.01", budget_s=100, burn_window_s=10
+    )
+    for second in range(1, 91):  # one billed second per second
+        scheduler.schedule_absolute(
+            second, lambda *_, s=second: session.generation_ticks.emit(T(s))
+        )
+
+    def text() -> str:
+        console = Console(file=io.StringIO(), width=120, color_system=None)
+        console.print(view.render())
+        return console.file.getvalue()  # type: ignore[attr-defined]
+
+    scheduler.advance_to(50.5)
+    assert "60.0 s/min (0.6/min) · next hour 3600 s, 36" in text()
+    assert "50% · 50 s left · ~50 s" in text()
+    scheduler.advance_to(120)
+    assert "0.0 s/min" in text() and "90% · 10 s left · not burning" in text()
+    view.stop()

@@ -26,7 +26,7 @@ from .. import protocol as p
 from ..billing import Rate, SessionBilling, resolve_rate
 from ..diagnostics import PhaseTiming, Reconnected
 from ..exceptions import RealtimeError
-from ..operators import Stall, stall_detector
+from ..operators import Projection, Stall, billed_seconds, projection, stall_detector
 from ..session import ConnectionState, Session
 
 __all__ = ["TerminalDashboard", "sparkline"]
@@ -48,6 +48,10 @@ QUALITY_STYLES = {"good": "bold green", "fair": "yellow", "poor": "bold yellow",
                   "critical": "bold red"}  # fmt: skip
 
 
+def _money(value: Decimal) -> str:
+    return f"{value.quantize(Decimal('0.0001')).normalize():f}"
+
+
 def sparkline(values: list[int]) -> str:
     """One block character per value, scaled to the largest (all zero: the lowest bar)."""
     top = max(values, default=0)
@@ -62,6 +66,8 @@ class TerminalDashboard:
     Use as ``with TerminalDashboard(session): ...`` (or :meth:`start`/:meth:`stop`).
     ``scheduler`` defaults to ``session.scheduler``; ``rate_per_second`` or ``prices``
     (per-model table) add a cost row. ``extra_rows`` lets a caller (the demo) add rows.
+    A burn-rate row (over ``burn_window_s``) is always shown; ``budget_s`` /
+    ``budget_cost`` add a budget row: share used, seconds left, time to the limit.
     """
 
     def __init__(
@@ -78,6 +84,9 @@ class TerminalDashboard:
         title: str | None = None,
         extra_rows: Callable[[], list[tuple[str, str]]] | None = None,
         stall_after_s: float | None = 5.0,
+        budget_s: int | None = None,
+        budget_cost: Rate | None = None,
+        burn_window_s: float = 60.0,
     ) -> None:
         self.session = session
         self.refresh_s = refresh_s
@@ -106,6 +115,11 @@ class TerminalDashboard:
             session,
             rate=resolve_rate(rate_per_second, prices, session.model.name if prices else None),
         )
+        self.projection: Projection | None = None
+        self._project = projection(
+            budget_s, budget_cost, window_s=burn_window_s, rate_per_second=self.billing.rate,
+            scheduler=self.scheduler,
+        )  # fmt: skip
         self._tick_times: deque[float] = deque()
         self._live: Live | None = None
         self._subscriptions = CompositeDisposable(self.billing)
@@ -171,6 +185,9 @@ class TerminalDashboard:
         def on_stats(stats: Any) -> None:
             self.stats = stats
 
+        def on_projection(value: Projection) -> None:
+            self.projection = value
+
         watched: list[reactivex.Observable[Any]] = []
         for name, action in (("quality", on_quality), ("stats", on_stats),
                              ("diagnostics", on_diagnostic)):  # fmt: skip
@@ -182,6 +199,8 @@ class TerminalDashboard:
                 self.stall_after_s, states=s.connection_changes, scheduler=self.scheduler
             )
             watched.append(s.generation_ticks.pipe(detector, ops.do_action(on_stall)))
+        billed = s.generation_ticks.pipe(billed_seconds(resets=s.session_started))
+        watched.append(billed.pipe(self._project, ops.do_action(on_projection)))
         changes: reactivex.Observable[Any] = reactivex.merge(
             *watched,
             s.connection_changes.pipe(ops.do_action(on_state)),
@@ -225,6 +244,8 @@ class TerminalDashboard:
         table.add_row("billed", f"{self.billed_s} s ({self.ticks} ticks)")
         cost = self.cost
         table.add_row("cost", "n/a (no rate given)" if cost is None else f"{cost:f}")
+        for name, value in self._budget_rows():
+            table.add_row(name, value)
         history = self.tick_rate_history()
         table.add_row(f"ticks/s ({self.history_s} s)", sparkline(history) + f" {history[-1]}")
         table.add_row("frames received", str(self.frames))
@@ -250,6 +271,23 @@ class TerminalDashboard:
         for error in self.errors:
             table.add_row("", f"[red]{error}[/]")
         return table
+
+    def _budget_rows(self) -> list[tuple[str, str]]:
+        pr = self.projection
+        if pr is None:
+            return []
+        per_min = "" if pr.cost_per_min is None else f" ({_money(pr.cost_per_min)}/min)"
+        hour = "" if pr.next_hour_cost is None else f", {_money(pr.next_hour_cost)}"
+        rows = [("burn rate", f"{pr.seconds_per_min:.1f} s/min{per_min} · next hour "
+                              f"{pr.next_hour_s:.0f} s{hour}")]  # fmt: skip
+        if pr.used is not None and pr.remaining_s is not None:
+            style = "bold red" if pr.used >= 1 else "yellow" if pr.used >= 0.8 else "green"
+            filled = min(20, round(pr.used * 20))
+            eta = pr.time_to_limit_s
+            when = "spent" if pr.used >= 1 else "not burning" if eta is None else f"~{eta:.0f} s"
+            rows.append(("budget", f"[{style}]{'█' * filled}{'░' * (20 - filled)} "
+                         f"{pr.used:.0%}[/] · {pr.remaining_s:.0f} s left · {when}"))  # fmt: skip
+        return rows
 
     def refresh(self) -> None:
         """Redraw now (the sampled event stream calls this; so may the owner, at the end)."""
