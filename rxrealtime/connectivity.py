@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from .diagnostics import PhaseTiming
 from .exceptions import AuthError, RealtimeError, ServerError
 from .models import ModelDefinition
 from .session import Session
@@ -74,14 +75,20 @@ async def check_connectivity(
     steps: list[CheckStep] = []
     started = time.monotonic()
 
+    phases: dict[str, float] = {}  # the session's own phase timings, from connect()
+
     def step(name: str, ok: bool, detail: str = "") -> CheckStep:
-        done = CheckStep(name, ok, round(time.monotonic() - started, 3), detail,
-                         "" if ok else HINTS[name])  # fmt: skip
+        measured = {"websocket": "websocket", "media": "media"}.get(name)
+        seconds = phases.get(measured or "", time.monotonic() - started)
+        done = CheckStep(name, ok, round(seconds, 3), detail, "" if ok else HINTS[name])
         steps.append(done)
         return done
 
-    phases: list[str] = []
-    session.diagnostics.subscribe(lambda d: phases.append(getattr(d, "phase", "")))
+    def on_diagnostic(event: object) -> None:
+        if isinstance(event, PhaseTiming):
+            phases.setdefault(event.phase, event.seconds)
+
+    session.diagnostics.subscribe(on_diagnostic)
     errors: list[RealtimeError] = []
     session.errors.subscribe(errors.append)
     try:
