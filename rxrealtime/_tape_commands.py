@@ -69,7 +69,6 @@ async def run_replay(
         rate_per_second=rate_per_second,
         console=console,
         title=f"rxrealtime replay · {replay.model.name} · {speed:g}x",
-        stall_after_s=5.0 / speed,
     )
     loop = asyncio.get_running_loop()
     installed = []

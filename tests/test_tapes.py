@@ -311,13 +311,20 @@ def test_a_real_time_replay_needs_a_loop_or_a_scheduler() -> None:
         rt.tapes.replay(DEMO, scheduler=TestScheduler(), speed=0)
 
 
-async def test_a_real_time_replay_at_high_speed(tmp_path: Path) -> None:
+async def test_a_real_time_replay_at_high_speed_keeps_tape_time(tmp_path: Path) -> None:
     path = write_tape(tmp_path / "fast.tape.jsonl", session_records(5, interval=0.5))
     replay = rt.tapes.replay(path, speed=50.0)
+    assert isinstance(replay.scheduler, rt.tapes.TapeTimeScheduler)
     ticks: list[int] = []
     replay.generation_ticks.subscribe(lambda t: ticks.append(t.seconds))
+    stalls: list[Any] = []  # 0.3 s of tape without a tick: each 0.5 s gap is one
+    replay.generation_ticks.pipe(
+        rto.stall_detector(0.3, states=replay.connection_changes, scheduler=replay.scheduler)
+    ).subscribe(stalls.append)
+    started = time.monotonic()
     await replay.wait_closed()
     assert ticks == [1, 2, 3, 4, 5] and replay.closed
+    assert len(stalls) >= 4 and time.monotonic() - started < 1.0  # 3 s of tape in ~0.06 s
 
 
 def test_the_tapes_bench_suite_runs(tmp_path: Path) -> None:

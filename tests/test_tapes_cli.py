@@ -90,12 +90,14 @@ def test_watch_records_what_serve_plays_from_a_tape(tmp_path: Path, capsys) -> N
     port, path = free_port(), tmp_path / "watched.tape.jsonl"
     server = subprocess.Popen(
         [*CLI, "serve", "--port", str(port), "--api-key", "k-tape", "--tape", str(DEMO)],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
         assert server.stdout is not None and "listening" in server.stdout.readline()
-        argv = ["watch", f"ws://127.0.0.1:{port}", "--model", "mirage_v2", "--api-key",
-                "k-tape", "--prompt", "anime", "--seconds", "2.6", "--json", "--tape", str(path)]  # fmt: skip
+        argv = [
+            "watch", f"ws://127.0.0.1:{port}", "--model", "mirage_v2", "--api-key", "k-tape",
+            "--prompt", "anime", "--seconds", "2.6", "--json", "--tape", str(path),
+        ]  # fmt: skip
         assert cli.main(argv) == 0
     finally:
         server.send_signal(signal.SIGINT)

@@ -126,9 +126,9 @@ async def test_no_secret_and_no_image_reaches_a_tape(tmp_path: Path) -> None:
     image = b"\x89PNG not really an image, but private" * 20
     async with rt.serve_embedded(tick_interval_s=0.1) as server:
         server.faults.ice_restart_after_s = 0.2
-        session = rt.Session(server.url, api_key=server.api_key)
+        session = rt.Session(server.url, api_key=server.api_key, stats_interval_s=0.2)
         seen = Seen.watch(session)
-        async with rt.tapes.record(session, path):
+        async with rt.tapes.record(session, path, stats=True):
             async with session.connect(local_track=small_track(), prompt="anime"):
                 await session.set_image(image)
                 await wait_until(lambda: server.counters.get("ice_restarts", 0) == 1)
@@ -152,9 +152,12 @@ async def test_no_secret_and_no_image_reaches_a_tape(tmp_path: Path) -> None:
     replayed = Seen.watch(replay := rt.tapes.replay(tape, scheduler=(sch := TestScheduler())))
     messages: list[Any] = []
     replay.messages.subscribe(messages.append)
+    stats: list[Any] = []
+    replay.stats.subscribe(stats.append)
     sch.start()
     assert replayed.ticks == seen.ticks and 99_999 not in replayed.ticks
     assert p.GenerationTick(seconds=99_999) in messages
+    assert stats and all(isinstance(s, rt.quality.SessionStats) for s in stats)  # stats=True
 
 
 KILLED_RECORDER = textwrap.dedent(

@@ -19,7 +19,7 @@ from __future__ import annotations
 from .format import FORMAT_VERSION, KINDS, Record, TapeError, TapeHeader
 from .reader import Tape, load
 from .recorder import TapeRecorder, record
-from .replayer import Replay, recorded, replay
+from .replayer import Replay, TapeTimeScheduler, recorded, replay
 from .summary import TapeSummary, summarize
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "TapeHeader",
     "TapeRecorder",
     "TapeSummary",
+    "TapeTimeScheduler",
     "load",
     "record",
     "recorded",

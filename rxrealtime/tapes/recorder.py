@@ -50,7 +50,7 @@ _UP = (ConnectionState.CONNECTED, ConnectionState.GENERATING)
 #: Streams recorded as they are (the kind is the stream's name).
 _PLAIN_STREAMS = (
     "session_started", "prompt_acks", "image_acks", "generation_started", "generation_ended",
-    "queue_positions", "ack_latencies", "diagnostics", "stats", "quality",
+    "queue_positions", "ack_latencies", "diagnostics",
 )  # fmt: skip
 
 _MARK = "mark"
@@ -63,8 +63,11 @@ class TapeRecorder:
     ``path``; see the module docstring.
 
     Start it before ``connect()`` so the tape sees everything. ``video`` names a video
-    file recorded beside the tape. The recorder stops by itself once the session is
-    closed for good; ``close()`` (or leaving ``async with``) stops it earlier.
+    file recorded beside the tape. ``stats=True`` also records ``stats`` and ``quality``
+    (off by default: a session samples them only while someone subscribes, so recording
+    them would make it sample every ``stats_interval_s``). The recorder stops by itself
+    once the session is closed for good; ``close()`` (or leaving ``async with``) stops it
+    earlier.
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class TapeRecorder:
         flush_interval_s: float = 0.5,
         max_buffered: int = 20_000,
         video: str | None = None,
+        stats: bool = False,
     ) -> None:
         if not flush_interval_s > 0:
             raise ConfigError(f"flush_interval_s must be > 0, got {flush_interval_s!r}")
@@ -85,6 +89,7 @@ class TapeRecorder:
         self.flush_interval_s = flush_interval_s
         self.max_buffered = max_buffered
         self.video = video
+        self.stats = stats
         self.records_written = 0
         """Records written to the file so far (each flush writes whole lines)."""
         self.error: Exception | None = None
@@ -186,7 +191,7 @@ class TapeRecorder:
         self._arm_stamp()
         add(s.sent.subscribe(lambda f: self._add("out", f)))
         add(s.connection_changes.subscribe(self._on_state))
-        for name in _PLAIN_STREAMS:
+        for name in (*_PLAIN_STREAMS, *(("stats", "quality") if self.stats else ())):
             add(s.streams[name].subscribe(self._adder(name)))
         add(s.errors.subscribe(self._on_error, on_completed=self._on_closed))
 
@@ -323,6 +328,7 @@ async def record(
     flush_interval_s: float = 0.5,
     max_buffered: int = 20_000,
     video: str | None = None,
+    stats: bool = False,
 ) -> AsyncIterator[TapeRecorder]:
     """Record ``session`` to the tape ``path`` for the duration of the block::
 
@@ -332,8 +338,10 @@ async def record(
 
     A name ending in ``.gz`` is gzip-compressed. See :class:`TapeRecorder`.
     """
-    recorder = TapeRecorder(session, path, flush_interval_s=flush_interval_s,
-                            max_buffered=max_buffered, video=video).start()  # fmt: skip
+    recorder = TapeRecorder(
+        session, path, flush_interval_s=flush_interval_s, max_buffered=max_buffered,
+        video=video, stats=stats,
+    ).start()  # fmt: skip
     try:
         yield recorder
     finally:

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from pydantic import ValidationError
-from reactivex import abc
+from reactivex import abc, typing
 from reactivex.disposable import SerialDisposable
 from reactivex.notification import OnCompleted, OnNext
 from reactivex.scheduler import VirtualTimeScheduler
+from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.testing.recorded import Recorded
 
 from .. import protocol as p
@@ -30,7 +32,9 @@ from ..session_streams import SessionStreams
 from .format import Record, TapeError
 from .reader import Tape, load
 
-__all__ = ["Replay", "emissions", "recorded", "replay"]
+__all__ = ["Replay", "TapeTimeScheduler", "emissions", "recorded", "replay"]
+
+_T = TypeVar("_T")
 
 _SILENT = frozenset({"link", "end"})
 _STREAM_OF = {"out": "sent", "state": "connection_changes", "error": "errors"}
@@ -47,6 +51,33 @@ def emissions(record: Record) -> Iterator[tuple[str, Any]]:
         yield "messages", record.value
     elif kind not in _SILENT:
         yield _STREAM_OF.get(kind, kind), record.value
+
+
+class TapeTimeScheduler(AsyncIOScheduler):
+    """The running loop's scheduler in *tape time*: ``speed`` tape seconds pass per
+    second, so time-based operators (``stall_detector``, rates, sampling) on a fast
+    real-time replay measure what they would have measured live."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, speed: float = 1.0) -> None:
+        super().__init__(loop)
+        self.speed = speed
+        self._event_loop = loop
+        self._origin = loop.time()
+
+    @property
+    def now(self) -> datetime:
+        """Tape time: the loop's clock, sped up ``speed`` times from the start."""
+        elapsed = self._event_loop.time() - self._origin
+        return self.to_datetime(self._origin + elapsed * self.speed)
+
+    def schedule_relative(
+        self, duetime: typing.RelativeTime, action: typing.ScheduledAction[_T],
+        state: _T | None = None,
+    ) -> abc.DisposableBase:  # fmt: skip
+        """Run ``action`` after ``duetime`` seconds of tape time."""
+        seconds = self.to_seconds(duetime) / self.speed
+        handle: abc.DisposableBase = super().schedule_relative(seconds, action, state)
+        return handle
 
 
 def _tape(source: str | Path | Tape, strict: bool) -> Tape:
@@ -72,6 +103,7 @@ class Replay(SessionStreams):
         if not speed > 0:
             raise ConfigError(f"speed must be > 0, got {speed!r}")
         super().__init__()
+        self._rate = speed  # tape seconds per second of the scheduler
         if scheduler is None:
             try:
                 loop = asyncio.get_running_loop()
@@ -80,9 +112,7 @@ class Replay(SessionStreams):
                     "a real-time replay needs a running asyncio loop; "
                     "pass scheduler= (e.g. a TestScheduler)"
                 ) from None
-            from reactivex.scheduler.eventloop import AsyncIOScheduler
-
-            scheduler = AsyncIOScheduler(loop)
+            scheduler, self._rate = TapeTimeScheduler(loop, speed), 1.0
         try:
             self.model: ModelDefinition = tape.header.model.definition()
         except ValidationError as exc:
@@ -128,7 +158,8 @@ class Replay(SessionStreams):
 
     @property
     def scheduler(self) -> abc.SchedulerBase:
-        """The scheduler the replay runs on (pass it to time-based operators)."""
+        """The scheduler the replay runs on (pass it to time-based operators): the one
+        given, or a :class:`TapeTimeScheduler` on the running loop."""
         return self._scheduler
 
     @property
@@ -140,7 +171,7 @@ class Replay(SessionStreams):
     def position_s(self) -> float:
         """How far into the tape the replay is, in tape seconds."""
         now = self._scheduler.to_seconds(self._scheduler.now)
-        return max(0.0, (now - self._base) * self.speed)
+        return max(0.0, (now - self._base) * self._rate)
 
     async def disconnect(self) -> None:
         """Record the request (see the class docstring); nothing is sent anywhere."""
@@ -187,7 +218,7 @@ class Replay(SessionStreams):
     def _due(self, index: int) -> float:
         records = self.tape.records
         t = records[index].t if index < len(records) else self.tape.duration_s
-        return self._base + t / self.speed
+        return self._base + t / self._rate
 
     def _schedule(self) -> None:
         self._pending.disposable = self._scheduler.schedule_absolute(
@@ -230,7 +261,8 @@ def replay(
 
     Each event comes at its recorded offset divided by ``speed``, counted from
     ``start_at`` (the scheduler's time; default: now). Without ``scheduler`` it plays in
-    real time on the running asyncio loop. Subscribe before the scheduler runs to see
+    real time (times ``speed``) on the running asyncio loop, on a
+    :class:`TapeTimeScheduler` that keeps tape time. Subscribe before the scheduler runs to see
     everything. ``strict=False`` plays the valid part of a damaged tape and then
     reports the damage as a :class:`TapeError` on ``errors``.
     """
