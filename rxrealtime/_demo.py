@@ -11,6 +11,7 @@ from rich.console import Console
 
 from .dashboards import BillingLog, TerminalDashboard, plot_billing
 from .dashboards.plot import require_matplotlib
+from .dashboards.web import serve
 from .media import SyntheticTrack, record
 from .server import serve_embedded
 from .session import Session
@@ -68,6 +69,7 @@ async def run_demo(
     rate_per_second: str | None = None,
     transport: str = "aiortc",
     tape: str | None = None,
+    web: tuple[str, int] | None = None,
 ) -> DemoReport:
     """Run a session against the embedded server, change the prompt halfway, report.
 
@@ -95,7 +97,11 @@ async def run_demo(
             extra_rows=lambda: [("prompt acks", str(report.prompt_acks))],
         )
         current = prompts[0]
-        async with session.connect(local_track=SyntheticTrack(), prompt=current):
+        page: Any = contextlib.nullcontext()
+        if web is not None:  # the web dashboard (rxrealtime.dashboards.web) on (host, port)
+            page = await serve(session, *web, rate_per_second=rate_per_second)
+            console.print(f"dashboard on {page.url}")
+        async with page, session.connect(local_track=SyntheticTrack(), prompt=current):
             recording = (
                 record(session.frames, record_path) if record_path else contextlib.nullcontext()
             )

@@ -11,23 +11,27 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from aiortc import MediaStreamTrack
+from reactivex.disposable import CompositeDisposable
 from rich.console import Console
 
+from . import operators as rto
 from .dashboards import BillingLog, PrometheusExporter, TerminalDashboard, plot_billing
 from .dashboards.plot import require_matplotlib
+from .dashboards.web import WebDashboard, serve
 from .exceptions import ConfigError, RealtimeError
 from .fleet import Fleet
 from .media import SyntheticTrack
 from .session import ConnectionState, Session
 from .tapes import TapeRecorder
 
-__all__ = ["WatchSummary", "run_watch"]
+__all__ = ["WatchSummary", "run_dashboard", "run_watch"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +49,7 @@ class WatchSummary:
     duration_s: float = 0.0
     ended_by: str = ""
     errors: list[str] = field(default_factory=list)
+    budget_alerts: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,11 +94,26 @@ async def run_watch(
     json_mode: bool = False,
     transport: str = "aiortc",
     tape: str | None = None,
+    budget_s: int | None = None,
+    budget_money: str | None = None,
+    stop_at_budget: bool = False,
+    idle_stop_s: float | None = None,
+    web: tuple[str, int] | None = None,
 ) -> WatchSummary:
     """Watch a session until SIGINT/SIGTERM, ``seconds`` elapse, or it ends for good;
-    with ``tape``, record it to that tape (:mod:`rxrealtime.tapes`)."""
+    with ``tape``, record it to that tape (:mod:`rxrealtime.tapes`).
+
+    ``budget_s`` / ``budget_money`` (which needs ``rate_per_second``) print budget alerts
+    at 50, 80 and 100 % and show the budget in every view; ``stop_at_budget`` then ends
+    the session at the limit. ``idle_stop_s`` ends a session generating with no prompt
+    change and nobody watching its video for that long. ``web`` serves the web dashboard
+    on ``(host, port)``."""
     if plot:
         require_matplotlib()
+    if budget_money is not None and rate_per_second is None:
+        raise ConfigError("a money budget needs a price: --rate or --price")
+    if stop_at_budget and budget_s is None and budget_money is None:
+        raise ConfigError("--stop-at-budget needs --budget-s or --budget-money")
     session = Session(url, api_key=api_key, model=model, transport=transport)
     track = open_video(video) if video else SyntheticTrack()
     console = console or Console(stderr=json_mode)
@@ -103,12 +123,14 @@ async def run_watch(
     recorder = TapeRecorder(session, tape).start() if tape else None
 
     fleet = Fleet(rate_per_second=rate_per_second)
-    exporter = PrometheusExporter(fleet)
+    budget: dict[str, Any] = {"budget_s": budget_s, "budget_cost": budget_money}
+    exporter = PrometheusExporter(fleet, **budget)
     exporter.watch(session)
     log = BillingLog.record(session, rate_per_second=rate_per_second) if plot else None
     view = TerminalDashboard(
-        session, rate_per_second=rate_per_second, console=console, transient=json_mode
+        session, rate_per_second=rate_per_second, console=console, transient=json_mode, **budget
     )
+    dashboard: WebDashboard | None = None
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -127,6 +149,10 @@ async def run_watch(
             finish("session ended")
 
     session.connection_changes.subscribe(on_state)
+    guards = _arm_guards(
+        session, console, summary, finish, budget_s=budget_s, budget_money=budget_money,
+        rate=rate_per_second, stop_at_budget=stop_at_budget, idle_stop_s=idle_stop_s,
+    )  # fmt: skip
     installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -139,6 +165,9 @@ async def run_watch(
         if metrics_port is not None:
             await exporter.start(metrics_port)
             console.print(f"metrics on {exporter.url}")
+        if web is not None:
+            dashboard = await serve(fleet, *web, **budget)
+            console.print(f"dashboard on {dashboard.url}")
         view.start()
         connecting = asyncio.ensure_future(session.connect(local_track=track, prompt=prompt))
         stopping = asyncio.ensure_future(stop.wait())
@@ -159,6 +188,9 @@ async def run_watch(
         for sig in installed:
             loop.remove_signal_handler(sig)
         await session.disconnect()
+        guards.dispose()
+        if dashboard is not None:
+            await dashboard.stop()
         if recorder is not None:
             await recorder.close()
         view.stop()
@@ -175,3 +207,59 @@ async def run_watch(
         log.stop()
         plot_billing(log, plot, title=f"rxrealtime watch · {session.model.name}")
     return summary
+
+
+def _arm_guards(
+    session: Session,
+    console: Console,
+    summary: WatchSummary,
+    finish: Callable[[str], None],
+    *,
+    budget_s: int | None,
+    budget_money: str | None,
+    rate: str | None,
+    stop_at_budget: bool,
+    idle_stop_s: float | None,
+) -> CompositeDisposable:
+    """Budget alerts (printed and kept in the summary), the budget guard and the idle
+    guard, each ending the watch with its reason when it stops the session."""
+    guards = CompositeDisposable()
+    billed = session.generation_ticks.pipe(rto.billed_seconds(resets=session.session_started))
+    if budget_s is not None or budget_money is not None:
+
+        def on_alert(alert: rto.BudgetAlert) -> None:
+            cost = "" if alert.cost is None else f", cost {alert.cost:f}"
+            text = f"budget {alert.threshold:.0%} reached: {alert.billed_s} s billed{cost}"
+            summary.budget_alerts.append(text)
+            console.print(f"[bold yellow]{text}[/]")
+
+        alerts = rto.budget_alert(budget_s, budget_money, rate_per_second=rate)
+        guards.add(billed.pipe(alerts).subscribe(on_alert))
+        if stop_at_budget:
+            guard = rto.budget_guard(session, budget_s, budget_money, rate_per_second=rate)
+            guards.add(billed.pipe(guard).subscribe(lambda _: finish("budget reached")))
+    if idle_stop_s:
+        idle = rto.idle_guard(session, idle_stop_s)
+        guards.add(
+            session.generation_ticks.pipe(idle).subscribe(
+                lambda _: finish(f"idle for {idle_stop_s:g} s (no prompt change, no viewer)")
+            )
+        )
+    return guards
+
+
+async def run_dashboard(
+    url: str | None, model: str | None, tick_interval_s: float = 1.0, **options: Any
+) -> WatchSummary:
+    """``rxrealtime dashboard``: :func:`run_watch` with the web dashboard on; without a
+    URL, the watched session runs against an embedded server started for it."""
+    if url is not None:
+        if model is None:
+            raise ConfigError("watching a service needs --model")
+        return await run_watch(url, model, **options)
+    from .server import serve_embedded
+
+    async with serve_embedded(tick_interval_s=tick_interval_s) as server:
+        options["api_key"] = server.api_key
+        options.setdefault("web", ("127.0.0.1", 8080))
+        return await run_watch(server.url, model or "mirage_v2", **options)

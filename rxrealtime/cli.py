@@ -24,7 +24,8 @@ from rich.console import Console
 from . import __version__
 from ._demo import print_summary, run_demo
 from ._tape_commands import add_tape_commands, run_tape_command
-from ._watch import WatchSummary, run_watch
+from ._watch import WatchSummary, run_dashboard, run_watch
+from .dashboards.web import parse_address
 from .exceptions import ConfigError, RealtimeError
 from .options import API_KEY_ENV, describe_validation_error
 from .server import BadFrame, Faults, Media, ServerSettings, serve_embedded
@@ -183,6 +184,51 @@ def _add_fleet_arguments(sub: Any, demo: argparse.ArgumentParser) -> None:
     fleet.add_argument("--seconds", type=_positive_float, default=None, help="stop after N s")
 
 
+def _web(text: str) -> tuple[str, int]:
+    try:
+        return parse_address(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_spend_flags(parser: argparse.ArgumentParser, web: str | None = None) -> None:
+    """Budget, idle guard and web dashboard (``watch`` and ``dashboard``)."""
+    group = parser.add_argument_group("spend: budget, idle guard, web dashboard")
+    group.add_argument("--budget-s", type=int, default=None, metavar="N",
+                       help="budget in billed seconds: alerts at 50/80/100 %%")  # fmt: skip
+    group.add_argument("--budget-money", type=_rate, default=None, metavar="X",
+                       help="budget in money (needs --rate or --price)")  # fmt: skip
+    group.add_argument("--stop-at-budget", action="store_true", help="disconnect at the budget")
+    group.add_argument("--idle-stop-s", type=_positive_float, default=None, metavar="N",
+                       help="disconnect after N s generating with no prompt change and "
+                       "nobody watching the video")  # fmt: skip
+    group.add_argument("--web", type=_web, default=web, metavar="HOST:PORT",
+                       help=f"serve the web dashboard (default: {web or 'off'}; 127.0.0.1 "
+                       "unless a host is given)")  # fmt: skip
+
+
+def _spend_options(args: argparse.Namespace) -> dict[str, Any]:
+    names = ("budget_s", "budget_money", "stop_at_budget", "idle_stop_s", "web")
+    return {name: getattr(args, name) for name in names}
+
+
+def _add_dashboard_parser(sub: Any) -> None:
+    """``dashboard [URL]``: watch with the web dashboard on; no URL: the embedded server."""
+    dash = sub.add_parser("dashboard", help="the web dashboard of a live session (no URL: "
+                          "a session against an embedded server)")  # fmt: skip
+    dash.add_argument("url", nargs="?", default=None, help="service base URL (default: embedded)")
+    dash.add_argument("--model", default="mirage_v2")
+    _add_key_flags(dash)
+    dash.add_argument("--prompt", default=None, help="initial prompt")
+    dash.add_argument("--rate", type=_rate, default=None, help="price per billed second")
+    dash.add_argument("--price", type=_price, action="append", default=[], metavar="MODEL=RATE")
+    dash.add_argument("--seconds", type=_positive_float, default=None, help="stop after N s")
+    dash.add_argument("--tick-interval", type=_positive_float, default=1.0,
+                      help="the embedded server's tick interval (without a URL)")  # fmt: skip
+    dash.add_argument("--json", action="store_true", help="end with one JSON summary line")
+    _add_spend_flags(dash, web="127.0.0.1:8080")
+
+
 def _run_fleet_command(args: argparse.Namespace) -> int:
     try:
         from .nats.commands import run_from_args
@@ -206,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--plot", metavar="BILLING.png", help="draw billed seconds and cost")
     demo.add_argument("--rate", type=_rate, default=None, help="price per billed second")
     demo.add_argument("--tape", metavar="FILE", help="record a session tape (.gz: gzip)")
+    demo.add_argument("--web", type=_web, metavar="HOST:PORT", help="serve the web dashboard")
     demo.add_argument(
         "--transport", choices=("aiortc", "livekit"), default="aiortc",
         help="media through a direct peer or a LiveKit room (make livekit)",
@@ -254,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--plot", metavar="BILLING.png", help="draw billed seconds and cost")
     watch.add_argument("--json", action="store_true", help="end with one JSON summary line")
     watch.add_argument("--tape", metavar="FILE", help="record a session tape (.gz: gzip)")
+    _add_spend_flags(watch)
+    _add_dashboard_parser(sub)
 
     check = sub.add_parser("check", help="check connectivity before anything is billed")
     check.add_argument("url", help="service base URL (ws://, wss://, http(s)://)")
@@ -298,6 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     rate_per_second=args.rate,
                     transport=args.transport,
                     tape=args.tape,
+                    web=args.web,
                 )
             )
             if args.json:
@@ -363,9 +413,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                     plot=args.plot,
                     json_mode=args.json,
                     tape=args.tape,
+                    **_spend_options(args),
                 )
             )
             _print_watch_summary(summary, args.json)
+            return 0
+        if args.command == "dashboard":
+            options = _spend_options(args) | {"api_key": _api_key(args), "json_mode": args.json}
+            options |= {"rate_per_second": _watch_rate(args), "prompt": args.prompt}
+            options["seconds"] = args.seconds
+            run = run_dashboard(args.url, args.model, args.tick_interval, **options)
+            _print_watch_summary(asyncio.run(run), args.json)
             return 0
     except RealtimeError as exc:
         print(f"rxrealtime {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)

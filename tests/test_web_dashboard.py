@@ -355,3 +355,67 @@ def test_grafana_dashboard_has_model_and_session_variables_and_budget_panels() -
 
     used = set(re.findall(r"\brxrealtime_[a-z_]+", " ".join(exprs)))
     assert used <= asyncio.run(exported()), used
+
+
+# -- watch --web --budget-s --stop-at-budget --idle-stop-s ----------------------------
+
+
+async def test_watch_with_web_budget_alerts_and_stop_at_budget(server: rt.EmbeddedServer) -> None:
+    import io
+    import re
+
+    from rich.console import Console
+
+    from rxrealtime.cli import run_watch
+
+    out = io.StringIO()
+    watching = asyncio.ensure_future(
+        run_watch(
+            server.url, "mirage_v2", api_key=server.api_key, rate_per_second="0.01",
+            budget_s=6, stop_at_budget=True, web=("127.0.0.1", 0), seconds=20,
+            console=Console(file=out, width=200), json_mode=True,
+        )
+    )
+    await wait_until(lambda: "dashboard on " in out.getvalue())
+    url = re.search(r"dashboard on (\S+)", out.getvalue())
+    assert url is not None
+    async with aiohttp.ClientSession() as http, http.get(url[1] + "api/state") as response:
+        state = await response.json()
+    assert state["budget"] == {"limit_s": 6, "limit_cost": None}
+    summary = await asyncio.wait_for(watching, 15)
+    assert summary.ended_by == "budget reached" and summary.billed_seconds >= 6
+    assert [a.split(":")[0] for a in summary.budget_alerts] == [
+        "budget 50% reached", "budget 80% reached", "budget 100% reached"
+    ]  # fmt: skip
+    assert "budget 80% reached" in out.getvalue()
+
+
+async def test_watch_stops_a_session_nobody_changes_or_watches(server: rt.EmbeddedServer) -> None:
+    import io
+
+    from rich.console import Console
+
+    from rxrealtime.cli import run_watch
+
+    summary = await asyncio.wait_for(
+        run_watch(
+            server.url, "mirage_v2", api_key=server.api_key, idle_stop_s=1.0, seconds=15,
+            console=Console(file=io.StringIO()), json_mode=True,
+        ),
+        15,
+    )
+    assert summary.ended_by.startswith("idle for 1 s") and summary.duration_s < 5
+    with pytest.raises(rt.ConfigError, match="needs a price"):
+        await run_watch(server.url, "mirage_v2", budget_money="1")
+
+
+def test_cli_dashboard_without_a_url_and_demo_with_web(capsys: pytest.CaptureFixture[str]) -> None:
+    from rxrealtime.cli import main
+
+    argv = ["dashboard", "--seconds", "1.5", "--web", ":0", "--json", "--tick-interval", "0.2"]
+    assert main(argv) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out.splitlines()[-1])["billed_seconds"] > 0
+    assert "dashboard on http://127.0.0.1:" in out.err
+    assert main(["demo", "--seconds", "1", "--tick-interval", "0.2", "--web", ":0", "--json"]) == 0
+    assert "dashboard on http://127.0.0.1:" in capsys.readouterr().err

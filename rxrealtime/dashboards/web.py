@@ -35,7 +35,7 @@ from ..session import Session
 from ._mjpeg import VideoFeed, offer
 from ._webstate import LiveState
 
-__all__ = ["WebDashboard", "serve"]
+__all__ = ["WebDashboard", "parse_address", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -296,6 +296,18 @@ class WebDashboard:
 
 def _sse(snapshot: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(snapshot, separators=(",", ":")).encode() + b"\n\n"
+
+
+def parse_address(text: str, default_port: int = 8080) -> tuple[str, int]:
+    """``HOST:PORT``, ``HOST``, ``:PORT`` or ``PORT`` (``[::1]:PORT`` for IPv6) as
+    ``(host, port)``; the host defaults to 127.0.0.1. Raises ``ConfigError``."""
+    host, sep, port = text.rpartition(":") if not text.isdigit() else ("", ":", text)
+    if not sep or (host.count(":") and not host.startswith("[")):  # no port, or bare IPv6
+        host, port = text, str(default_port)
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"expected HOST:PORT (port 0-65535, 0 picks one), got {text!r}")
+    return host, int(port)
 
 
 async def serve(
