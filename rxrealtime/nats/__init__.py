@@ -23,10 +23,11 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess by the tests
     raise ImportError("rxrealtime.nats needs nats-py: pip install 'rxrealtime[nats]'") from exc
 
-from .aggregator import NatsFleet, fleet
+from .aggregator import NatsFleet
 from .connection import DEFAULT_URL, connect, ensure_stream
 from .control import Obeyer, obey, send_stop
 from .errors import FleetConnectError, FleetError, FleetPublishError, RemoteError
+from .fleet_factory import fleet
 from .frames import (
     EndedFrame,
     ErrorFrame,

@@ -22,11 +22,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-import nats.errors
-import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 
 from .. import protocol as p
 from ..billing import Rate, resolve_rate, to_decimal
@@ -36,8 +33,7 @@ from ..fleet import FleetTotals, Keyed
 from ..streams import HotStream, StateStream
 from ._pull import PullLoop
 from ._store import Checkpoint, open_consumer
-from .connection import client_of, describe_url, ensure_stream
-from .errors import FleetConnectError, RemoteError
+from .errors import RemoteError
 from .frames import (
     EndedFrame,
     ErrorFrame,
@@ -46,13 +42,12 @@ from .frames import (
     StopCommand,
     Subjects,
     TickFrame,
-    check_token,
     decode_frame,
 )
 from .guard import BudgetGuard
 from .ledger import Applied, FleetLedger, Member
 
-__all__ = ["NatsFleet", "fleet"]
+__all__ = ["NatsFleet"]
 
 logger = logging.getLogger(__name__)
 
@@ -295,7 +290,9 @@ class NatsFleet:
 
     # -- running ------------------------------------------------------------------------
 
-    async def _start(self, *, ack_wait_s: float, deliver_new: bool) -> None:
+    async def start_consuming(self, *, ack_wait_s: float, deliver_new: bool) -> None:
+        """Load the checkpoint and start the consumer (:func:`~.fleet_factory.fleet` calls
+        this; a fleet built by hand must too)."""
         js = self.nc.jetstream()
         restored = False
         if self.durable is not None:
@@ -416,57 +413,3 @@ class NatsFleet:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-
-async def fleet(
-    conn: JetStreamContext | Client,
-    *,
-    subject_prefix: str = "rxrealtime",
-    stream: str | None = None,
-    durable: str | None = "rxrealtime-fleet",
-    rate_per_second: Rate | None = None,
-    prices: Mapping[str, Rate] | None = None,
-    budget_s: int | None = None,
-    budget_cost: Rate | None = None,
-    resend_s: float = 1.0,
-    checkpoint_interval_s: float = 0.5,
-    ack_wait_s: float = 30.0,
-    deliver_new: bool = False,
-) -> NatsFleet:
-    """Aggregate the fleet published under ``subject_prefix``; see :class:`NatsFleet`.
-
-    ``durable`` names the consumer and its checkpoint: one running aggregator per name
-    (two would split the messages between them). ``durable=None`` reads the whole stream
-    (or only what comes from now on, with ``deliver_new``) without saving anything.
-    Raises :class:`FleetConnectError` if NATS or JetStream does not answer.
-    """
-    nc = client_of(conn)
-    if nc.is_closed or not nc.is_connected:
-        raise FleetConnectError("the NATS connection is not connected")
-    subjects = Subjects(subject_prefix)
-    if durable is not None:
-        check_token(durable, "durable")
-    if checkpoint_interval_s <= 0 or resend_s <= 0 or ack_wait_s <= checkpoint_interval_s:
-        raise ConfigError("checkpoint_interval_s and resend_s must be > 0, ack_wait_s larger")
-    name = stream or subjects.stream
-    agg = NatsFleet(
-        nc,
-        subjects,
-        name,
-        durable=durable,
-        rate_per_second=rate_per_second,
-        prices=prices,
-        budget_s=budget_s,
-        budget_cost=budget_cost,
-        resend_s=resend_s,
-        checkpoint_interval_s=checkpoint_interval_s,
-    )
-    js = nc.jetstream()
-    await ensure_stream(js, subjects, stream=name)
-    try:
-        await agg._start(ack_wait_s=ack_wait_s, deliver_new=deliver_new)
-    except (nats.errors.Error, asyncio.TimeoutError) as exc:
-        await agg.close()
-        url = describe_url(nc.connected_url.geturl()) if nc.connected_url else "NATS"
-        raise FleetConnectError(f"cannot start the fleet aggregator on {url}: {exc}") from None
-    return agg

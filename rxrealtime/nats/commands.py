@@ -24,8 +24,9 @@ from typing import Any
 from rich.console import Console
 
 from ..exceptions import ConfigError, RealtimeError
-from .aggregator import NatsFleet, fleet
+from .aggregator import NatsFleet
 from .connection import connect
+from .fleet_factory import fleet
 from .server import LocalNatsServer, NatsServerNotFound
 from .view import FleetView, totals_json
 
