@@ -8,9 +8,10 @@ frames delivered together share the time the first of them arrived. Every other 
 is rare and appends ``(clock time, kind, value)`` itself.
 
 Nothing is encoded, redacted or written while a frame is being delivered: a flush task
-does that every ``flush_interval_s`` (at once when ``max_buffered`` records wait), each
-batch written whole and flushed, so a killed process leaves a tape that reads back up
-to its last flush. ``close()`` flushes the rest and ends the tape.
+does that every ``flush_interval_s`` (preferring a quiet moment between bursts; at
+once when ``max_buffered`` records wait), in steps of whole lines, then flushes the
+file, so a killed process leaves a tape that reads back up to its last flush.
+``close()`` flushes the rest and ends the tape.
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ _PLAIN_STREAMS = (
     "queue_positions", "ack_latencies", "diagnostics",
 )  # fmt: skip
 
+FLUSH_STEP = 4096
+"""Records encoded and written between two yields to the event loop."""
+
+QUIET_S = 0.01
+"""No frame for this long (seconds) is a quiet moment, when the flush task prefers to run."""
+
 _MARK = "mark"
 """The kind of a buffered time stamp: the frames after it arrived at its time."""
 
@@ -76,7 +83,7 @@ class TapeRecorder:
         path: str | Path,
         *,
         flush_interval_s: float = 0.5,
-        max_buffered: int = 20_000,
+        max_buffered: int = 100_000,
         video: str | None = None,
         stats: bool = False,
     ) -> None:
@@ -101,6 +108,7 @@ class TapeRecorder:
         self._file: IO[bytes] | None = None
         self._origin = 0.0
         self._last_t = 0.0
+        self._last_stamp = 0.0
         self._subscriptions = CompositeDisposable()
         self._stamp = SerialDisposable()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -204,6 +212,7 @@ class TapeRecorder:
         """The first frame of this turn of the loop: stamp it, sleep until the next turn."""
         buffer, timed = self._buffer, self._timed
         entry = (time.monotonic(), _MARK, None)
+        self._last_stamp = entry[0]
         if timed and timed[-1] >= len(buffer) - 1:
             timed.append(len(buffer))  # something was recorded since: stamp after it
             buffer.append(entry)
@@ -258,22 +267,57 @@ class TapeRecorder:
     # -- the flush side ------------------------------------------------------------------
 
     def flush(self) -> int:
-        """Encode and write what waits, as whole lines; returns how many records."""
-        buffer, file = self._buffer, self._file
-        if not buffer or file is None:
-            return 0
-        batch, timed = buffer.copy(), self._timed.copy()
-        buffer.clear()
+        """Encode and write what waits, as whole lines, now; returns how many records."""
+        batch, timed = self._take()
+        count = self._write(batch, timed, 0, len(batch))
+        return count if self._flush_file() else 0
+
+    def _take(self) -> tuple[list[Any], list[int]]:
+        """What waits, leaving the buffer empty for the frames to come."""
+        batch, timed = self._buffer.copy(), self._timed.copy()
+        self._buffer.clear()
         self._timed.clear()
+        return batch, timed
+
+    def _write(self, batch: list[Any], timed: list[int], start: int, end: int) -> int:
+        """Write ``batch[start:end]`` (its time stamps are the ``timed`` in that range)."""
+        file = self._file
+        if file is None or start >= end:
+            return 0
         try:
-            data, count = self._encode(batch, timed)
+            data, count = self._encode(batch[start:end],
+                                       [i - start for i in timed if start <= i < end])  # fmt: skip
             file.write(data)
-            file.flush()
         except (OSError, ValueError) as exc:  # ValueError: written after an outside close
             self._fail(exc)
             return 0
         self.records_written += count
         return count
+
+    def _flush_file(self) -> bool:
+        file = self._file
+        try:
+            if file is not None:
+                file.flush()
+        except (OSError, ValueError) as exc:
+            self._fail(exc)
+        return self._file is not None
+
+    async def _flush_in_steps(self) -> None:
+        """:meth:`flush`, :data:`FLUSH_STEP` records at a time, letting the loop run in
+        between (a large batch never holds the loop for long); what it took is written
+        even if it is cancelled."""
+        batch, timed = self._take()
+        done = 0
+        try:
+            while done < len(batch):
+                self._write(batch, timed, done, done + FLUSH_STEP)
+                done += FLUSH_STEP
+                if done < len(batch):
+                    await asyncio.sleep(0)
+        finally:
+            self._write(batch, timed, done, len(batch))
+            self._flush_file()
 
     def _encode(self, batch: list[Any], timed: list[int]) -> tuple[bytes, int]:
         """The batch as lines: each run of frames at the time of the stamp before it."""
@@ -311,13 +355,23 @@ class TapeRecorder:
                 file.close()
 
     async def _run(self) -> None:
-        wake = self._wake
+        """Flush every ``flush_interval_s``; while frames pour in, wait for a quiet moment
+        (up to 4 intervals, or until ``max_buffered`` records wait): encoding competes
+        with nothing then."""
+        wake, interval = self._wake, self.flush_interval_s
         assert wake is not None
         while self._file is not None:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(wake.wait(), self.flush_interval_s)
+                await asyncio.wait_for(wake.wait(), interval)
             wake.clear()
-            self.flush()
+            latest = time.monotonic() + 3 * interval
+            while (
+                time.monotonic() - self._last_stamp < QUIET_S
+                and len(self._buffer) < self.max_buffered
+                and time.monotonic() < latest
+            ):
+                await asyncio.sleep(QUIET_S)
+            await self._flush_in_steps()
 
 
 @contextlib.asynccontextmanager
@@ -326,7 +380,7 @@ async def record(
     path: str | Path,
     *,
     flush_interval_s: float = 0.5,
-    max_buffered: int = 20_000,
+    max_buffered: int = 100_000,
     video: str | None = None,
     stats: bool = False,
 ) -> AsyncIterator[TapeRecorder]:
