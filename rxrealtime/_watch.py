@@ -149,9 +149,14 @@ async def run_watch(
             finish("session ended")
 
     session.connection_changes.subscribe(on_state)
+
+    def viewers() -> int:  # the only viewers of a watch's video are the web page's
+        return dashboard.viewers if dashboard is not None else 0
+
     guards = _arm_guards(
         session, console, summary, finish, budget_s=budget_s, budget_money=budget_money,
         rate=rate_per_second, stop_at_budget=stop_at_budget, idle_stop_s=idle_stop_s,
+        viewers=viewers,
     )  # fmt: skip
     installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -220,6 +225,7 @@ def _arm_guards(
     rate: str | None,
     stop_at_budget: bool,
     idle_stop_s: float | None,
+    viewers: Callable[[], int],
 ) -> CompositeDisposable:
     """Budget alerts (printed and kept in the summary), the budget guard and the idle
     guard, each ending the watch with its reason when it stops the session."""
@@ -239,7 +245,7 @@ def _arm_guards(
             guard = rto.budget_guard(session, budget_s, budget_money, rate_per_second=rate)
             guards.add(billed.pipe(guard).subscribe(lambda _: finish("budget reached")))
     if idle_stop_s:
-        idle = rto.idle_guard(session, idle_stop_s)
+        idle = rto.idle_guard(session, idle_stop_s, viewers=viewers)
         guards.add(
             session.generation_ticks.pipe(idle).subscribe(
                 lambda _: finish(f"idle for {idle_stop_s:g} s (no prompt change, no viewer)")

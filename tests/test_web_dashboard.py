@@ -395,19 +395,33 @@ async def test_watch_with_web_budget_alerts_and_stop_at_budget(server: rt.Embedd
 
 async def test_watch_stops_a_session_nobody_changes_or_watches(server: rt.EmbeddedServer) -> None:
     import io
+    import re
 
     from rich.console import Console
 
     from rxrealtime.cli import run_watch
 
-    summary = await asyncio.wait_for(
+    out = io.StringIO()
+    watching = asyncio.ensure_future(
         run_watch(
             server.url, "mirage_v2", api_key=server.api_key, idle_stop_s=1.0, seconds=15,
-            console=Console(file=io.StringIO()), json_mode=True,
-        ),
-        15,
+            web=("127.0.0.1", 0), console=Console(file=out, width=200), json_mode=True,
+        )
     )
-    assert summary.ended_by.startswith("idle for 1 s") and summary.duration_s < 5
+    await wait_until(lambda: "dashboard on " in out.getvalue())
+    url = re.search(r"dashboard on (\S+)", out.getvalue())
+    assert url is not None
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url[1] + "api/state") as response:
+            video = (await response.json())["sessions"][0]["video"]
+        async with http.get(url[1] + video.lstrip("/")) as stream:  # a page shows the video
+            loop = asyncio.get_running_loop()
+            until = loop.time() + 2.5
+            while loop.time() < until:
+                await stream.content.readany()
+            assert not watching.done()  # watched: not idle
+    summary = await asyncio.wait_for(watching, 15)  # nobody watches: stopped 1 s later
+    assert summary.ended_by.startswith("idle for 1 s") and 2.5 < summary.duration_s < 8
     with pytest.raises(rt.ConfigError, match="needs a price"):
         await run_watch(server.url, "mirage_v2", budget_money="1")
 

@@ -70,9 +70,8 @@ class SessionRow:
         self.errors = 0
         self.last_error: str | None = None
         self._changed = on_change
-        clock = scheduler if scheduler is not None else session.scheduler
-        project = projection(
-            limit_s, limit_cost, window_s=window_s, rate_per_second=rate, scheduler=clock
+        project = projection(  # without a scheduler: the running loop's, at subscription
+            limit_s, limit_cost, window_s=window_s, rate_per_second=rate, scheduler=scheduler
         )
         billed = session.generation_ticks.pipe(billed_seconds(resets=session.session_started))
         self._subscriptions = CompositeDisposable(
