@@ -57,7 +57,9 @@ _LAZY: dict[str, str | None] = {
     **dict.fromkeys(
         ("HotStream", "LatestStream", "StateStream", "next_value", "values"), "streams"
     ),
-    **dict.fromkeys(("diagnostics", "media", "nats", "protocol", "quality", "tapes"), None),
+    **dict.fromkeys(
+        ("dashboards", "diagnostics", "media", "nats", "protocol", "quality", "tapes"), None
+    ),
 }
 
 
