@@ -49,9 +49,11 @@ chromium:
 
 test: $(if $(shell command -v go 2>/dev/null),livekit) chromium lint typecheck unit
 
+# MATRIX picks entries ("3.10 floor"); MATRIX_JOBS runs that many entries at once.
 MATRIX ?=
+MATRIX_JOBS ?= 1
 test-matrix:
-	$(PYTHON) tools/matrix.py $(MATRIX)
+	$(PYTHON) tools/matrix.py --jobs $(MATRIX_JOBS) $(MATRIX)
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[dev,livekit,bench]'

@@ -32,10 +32,13 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 ROOT = Path(__file__).resolve().parents[1]
 MATRIX_DIR = ROOT / ".venv-matrix"
@@ -89,8 +92,8 @@ class Result:
         return f"matrix: {self.label} {self.status} ({self.detail})"
 
 
-def log(message: str) -> None:
-    print(message, flush=True)
+def log(message: str, out: TextIO | None = None) -> None:
+    print(message, file=out or sys.stdout, flush=True)
 
 
 def probe(candidate: str, minor: str) -> Interpreter | None:
@@ -160,30 +163,38 @@ def venv_env(venv: Path) -> dict[str, str]:
     return env
 
 
-def ensure_venv(name: str, interpreter: Interpreter, constraints: str | None) -> bool:
+def ensure_venv(name: str, interpreter: Interpreter, constraints: str | None, out: TextIO) -> bool:
     """Create and install the entry's venv unless its stamp says it is current."""
     venv = MATRIX_DIR / name
     python = venv / "bin" / "python"
     stamp_file = venv / ".installed"
     stamp = stamp_for(interpreter, constraints)
     if python.exists() and stamp_file.exists() and stamp_file.read_text().strip() == stamp:
-        log(f"[{name}] venv up to date ({venv.relative_to(ROOT)})")
+        log(f"[{name}] venv up to date ({venv.relative_to(ROOT)})", out)
         return True
-    log(f"[{name}] creating {venv.relative_to(ROOT)} with Python {interpreter.version}")
+    log(f"[{name}] creating {venv.relative_to(ROOT)} with Python {interpreter.version}", out)
     stamp_file.unlink(missing_ok=True)
-    subprocess.run([interpreter.path, "-m", "venv", "--clear", str(venv)], check=True)
+    subprocess.run(
+        [interpreter.path, "-m", "venv", "--clear", str(venv)],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        check=True,
+    )
     install = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     install += ["-e", ".[dev]"]
     if constraints:
         install += ["-c", constraints]
-    log(f"[{name}] {' '.join(install[1:])}")
-    if subprocess.run(install, cwd=ROOT, env=venv_env(venv), check=False).returncode != 0:
+    log(f"[{name}] {' '.join(install[1:])}", out)
+    done = subprocess.run(
+        install, cwd=ROOT, env=venv_env(venv), stdout=out, stderr=subprocess.STDOUT, check=False
+    )
+    if done.returncode != 0:
         return False
     stamp_file.write_text(stamp + "\n")
     return True
 
 
-def report_versions(name: str, venv: Path, constraints: str) -> None:
+def report_versions(name: str, venv: Path, constraints: str, out: TextIO) -> None:
     names = []
     for raw in (ROOT / constraints).read_text().splitlines():
         line = raw.split("#", 1)[0].strip()
@@ -193,13 +204,13 @@ def report_versions(name: str, venv: Path, constraints: str) -> None:
         "import sys\nfrom importlib.metadata import version\n"
         "print(', '.join(f'{n} {version(n)}' for n in sys.argv[1:]))"
     )
-    out = subprocess.run(
+    found = subprocess.run(
         [str(venv / "bin" / "python"), "-c", code, *names],
         capture_output=True,
         text=True,
         check=False,
     )
-    log(f"[{name}] installed: {out.stdout.strip() or out.stderr.strip()}")
+    log(f"[{name}] installed: {found.stdout.strip() or found.stderr.strip()}", out)
 
 
 def junit_counts(path: Path) -> dict[str, int] | None:
@@ -215,26 +226,26 @@ def junit_counts(path: Path) -> dict[str, int] | None:
     return counts
 
 
-def run_entry(name: str, full: bool, pytest_args: list[str]) -> Result:
+def run_entry(name: str, full: bool, pytest_args: list[str], out: TextIO) -> Result:
     minor, constraints = ENTRIES[name]
     interpreter = find_python(minor)
     if interpreter is None:
         pyenv = os.environ.get("PYENV_ROOT") or "~/.pyenv"
         return Result(name, name, "absent", f"no python{minor} on PATH nor in {pyenv}/versions")
     label = interpreter.version if constraints is None else f"{name} (Python {interpreter.version})"
-    log(f"\n===== matrix entry {name}: {interpreter.path} ({interpreter.version}) =====")
+    log(f"\n===== matrix entry {name}: {interpreter.path} ({interpreter.version}) =====", out)
     venv = MATRIX_DIR / name
     start = time.monotonic()
     try:
-        installed = ensure_venv(name, interpreter, constraints)
+        installed = ensure_venv(name, interpreter, constraints, out)
     except subprocess.CalledProcessError as exc:
-        log(f"[{name}] venv creation failed: {exc}")
+        log(f"[{name}] venv creation failed: {exc}", out)
         installed = False
     setup_s = time.monotonic() - start
     if not installed:
         return Result(name, label, "failed", f"install failed, {setup_s:.0f} s", setup_s)
     if constraints:
-        report_versions(name, venv, constraints)
+        report_versions(name, venv, constraints, out)
 
     junit = venv / "junit.xml"
     junit.unlink(missing_ok=True)
@@ -244,11 +255,17 @@ def run_entry(name: str, full: bool, pytest_args: list[str]) -> Result:
         skipped_files = sorted({p for g in SKIP_FILES for p in glob.glob(g, root_dir=ROOT)})
         command += [f"--ignore={path}" for path in skipped_files]
     command += pytest_args
-    log(f"[{name}] {' '.join(command[1:])}")
+    log(f"[{name}] {' '.join(command[1:])}", out)
     start = time.monotonic()
     try:
         code = subprocess.run(
-            command, cwd=ROOT, env=venv_env(venv), timeout=ENTRY_TIMEOUT_S, check=False
+            command,
+            cwd=ROOT,
+            env=venv_env(venv),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=ENTRY_TIMEOUT_S,
+            check=False,
         ).returncode
     except subprocess.TimeoutExpired:
         code = None
@@ -284,6 +301,13 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("entries", nargs="*", help=f"default: all of {', '.join(ENTRIES)}")
     parser.add_argument("--full", action="store_true", help="leave out no test file")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="entries run at once (default 1; each entry's output is then printed whole"
+        " when it ends, and kept in .venv-matrix/<entry>.log)",
+    )
     args = parser.parse_args(argv)
     names = args.entries or list(ENTRIES)
     unknown = [n for n in names if n not in ENTRIES]
@@ -292,7 +316,23 @@ def main(argv: list[str]) -> int:
 
     MATRIX_DIR.mkdir(exist_ok=True)
     start = time.monotonic()
-    results = [run_entry(name, args.full, pytest_args) for name in names]
+    if args.jobs <= 1:
+        results = [run_entry(name, args.full, pytest_args, sys.stdout) for name in names]
+    else:
+        lock = threading.Lock()
+
+        def run_logged(name: str) -> Result:
+            path = MATRIX_DIR / f"{name}.log"
+            with path.open("w") as out:
+                result = run_entry(name, args.full, pytest_args, out)
+            with lock:  # one entry's output at a time, whole
+                log(path.read_text().rstrip("\n"))
+                log(f"[{name}] {result.status} after {result.setup_s + result.test_s:.0f} s")
+            return result
+
+        log(f"running {len(names)} matrix entries, {args.jobs} at a time; output as each ends")
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            results = list(pool.map(run_logged, names))
     total = time.monotonic() - start
 
     failed = [r for r in results if r.status == "failed"]
