@@ -291,7 +291,7 @@ class NatsFleet:
     # -- running ------------------------------------------------------------------------
 
     async def start_consuming(self, *, ack_wait_s: float, deliver_new: bool) -> None:
-        """Load the checkpoint and start the consumer (:func:`~.fleet_factory.fleet` calls
+        """Load the checkpoint and start the consumer (:func:`rxrealtime.nats.fleet` calls
         this; a fleet built by hand must too)."""
         js = self.nc.jetstream()
         restored = False
