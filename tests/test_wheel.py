@@ -39,7 +39,10 @@ pytestmark = [
 ]
 
 #: Files a wheel may hold besides ``rxrealtime/**/*.py`` (static assets go here too).
-PACKAGE_DATA = {"rxrealtime/py.typed"}
+PACKAGE_DATA = {"rxrealtime/py.typed"} | {
+    p.relative_to(ROOT).as_posix()
+    for p in (ROOT / "rxrealtime" / "dashboards" / "static").glob("*")
+}  # the web dashboard's page and its vendored uPlot (no CDN)
 DIST_INFO = {"METADATA", "WHEEL", "RECORD", "entry_points.txt"}
 FORBIDDEN_PARTS = {"tests", "benchmarks", "tools", "docs", "examples", ".venv", "site",
                    "__pycache__", "results", ".hypothesis"}  # fmt: skip
