@@ -282,12 +282,12 @@ MARBLES: list[Marble] = [
         inputs={"billed": _values((210, 0), (220, 5), (230, 10), (240, 10))},
         expression='billed.pipe(rto.burn_rate(30, rate_per_second="0.01", scheduler=scheduler))',
         expected=_values(
-            (210, BurnRate(0.0, Decimal(0), 30.0)),
+            (210, BurnRate(0.0, Decimal("0.00"), 30.0)),
             (220, BurnRate(30.0, Decimal("0.3"), 30.0)),
             (230, BurnRate(30.0, Decimal("0.3"), 30.0)),
             (240, BurnRate(20.0, Decimal("0.2"), 30.0)),
             (250, BurnRate(10.0, Decimal("0.1"), 30.0)),
-            (260, BurnRate(0.0, Decimal(0), 30.0)),
+            (260, BurnRate(0.0, Decimal("0.00"), 30.0)),
         ),
     ),
     Marble(

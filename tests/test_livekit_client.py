@@ -28,6 +28,12 @@ NO_RETRY = rt.ReconnectPolicy(max_attempts=0)
 RoomInfoFor = Callable[[int], Awaitable[p.LivekitRoomInfo]]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _livekit_sdk() -> None:
+    """Every test here needs LiveKit's SDK (the extra); skip, or fail under CI, without."""
+    require_livekit()
+
+
 @pytest.fixture(scope="module")
 def livekit() -> Iterator[LiveKitServer]:
     binary = require_livekit()
