@@ -314,9 +314,9 @@ def test_prometheus_shows_burn_rate_and_budget_gauges() -> None:
 
 
 async def test_prometheus_serves_metrics_with_its_own_aiohttp_handler() -> None:
-    from rxrealtime.dashboards import PrometheusExporter
-
     import importlib.util
+
+    from rxrealtime.dashboards import PrometheusExporter
 
     own_handler = importlib.util.find_spec("prometheus_client.aiohttp") is not None
     async with PrometheusExporter() as exporter, aiohttp.ClientSession() as http:
