@@ -378,7 +378,7 @@ async def test_ack_timeout_during_connect_is_reported_as_such(server) -> None:
 
 async def test_disconnect_while_connect_waits_to_retry_leaves_nothing_running(server) -> None:
     server.faults.refuse_first = 1
-    slow = rt.ReconnectPolicy(initial_delay_s=1.0)
+    slow = rt.ReconnectPolicy(initial_delay_s=1.0, jitter="none")  # the retry is at 1 s
     session = rt.Session(server.url, api_key=server.api_key, reconnect=slow)
     rec = Recorder(session)
     connecting = asyncio.ensure_future(session.connect(local_track=rt.media.SyntheticTrack()))
