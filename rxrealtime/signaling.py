@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -23,7 +24,7 @@ from .exceptions import ConnectionLost, ProtocolError, RealtimeError, server_err
 from .policy import TickGuard
 from .streams import HotStream
 
-__all__ = ["FrameRouter", "Signaling", "SignalingSocket", "checked_ticks"]
+__all__ = ["CheckedTicks", "FrameRouter", "Signaling", "SignalingSocket", "checked_ticks"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +47,73 @@ class Signaling(Protocol):
     ) -> None: ...
 
 
+class CheckedTicks:
+    """The tick handler of one server session: publishes the ticks a :class:`TickGuard`
+    believes on ``stream`` and reports the others as :class:`ProtocolError` on
+    ``errors`` (never billed).
+
+    The usual tick, a small step (or none) after the first, needs only a comparison:
+    the guard's clock rule is consulted for the first tick and for steps above
+    ``max_step_s``. The guard's state is per server session, so each link makes a new
+    one. The signaling read loop inlines the usual case (see :meth:`usual`); calling
+    the object handles every case.
+    """
+
+    __slots__ = ("errors", "guard", "step", "stream")
+
+    def __init__(
+        self,
+        stream: HotStream[p.GenerationTick],
+        errors: HotStream[RealtimeError],
+        max_step_s: float,
+    ) -> None:
+        self.stream = stream
+        self.errors = errors
+        self.guard = TickGuard(max_step_s)
+        # Seconds are integers, so the step's whole part decides alike; comparing an int
+        # with an int is several times cheaper than with a float on the hot path.
+        self.step: float = math.floor(max_step_s) if math.isfinite(max_step_s) else max_step_s
+
+    def usual(self, seconds: int) -> bool:
+        """Whether ``seconds`` is a usual tick, believed without the clock; the read loop
+        inlines this exact test (``last and seconds - last <= step``)."""
+        last = self.guard.last
+        return bool(last) and seconds - last <= self.step
+
+    def __call__(self, frame: p.GenerationTick) -> None:
+        guard, seconds = self.guard, frame.seconds
+        last = guard.last
+        if last and seconds - last <= self.step:
+            if seconds > last:
+                guard.last = seconds
+        elif not guard.admits(seconds, time.monotonic()):
+            self.errors.emit(ProtocolError(guard.explain(seconds), p.encode(frame)))
+            return
+        deliver = self.stream.deliver
+        if deliver is not None:
+            try:
+                deliver(frame)
+            except Exception as exc:
+                self.stream.subscriber_failed(exc)
+
+
+def checked_ticks(
+    ticks: HotStream[p.GenerationTick], errors: HotStream[RealtimeError], max_step_s: float
+) -> CheckedTicks:
+    """The tick handler of one server session (a :class:`CheckedTicks`)."""
+    return CheckedTicks(ticks, errors, max_step_s)
+
+
 class FrameRouter:
     """Decoded frames to their handlers; ``messages`` sees every frame while observed.
 
-    The read loop inlines :meth:`route` (a Python call per frame is a large part of
-    the budget); :meth:`route` is the same logic, for anyone who feeds frames by hand.
+    When the handler of ``generation_tick`` is a :class:`CheckedTicks`, it is the
+    router's :attr:`ticks` lane: the read loop runs its usual case inline, with no call
+    between the socket and the subscriber. :meth:`route` is the same logic as one call,
+    for anyone who feeds frames by hand.
     """
 
-    __slots__ = ("errors", "handlers", "messages")
+    __slots__ = ("errors", "handlers", "messages", "ticks")
 
     def __init__(
         self,
@@ -64,48 +124,20 @@ class FrameRouter:
         self.handlers = handlers
         self.messages = messages
         self.errors = errors
+        lane = handlers.get(p.GenerationTick)
+        self.ticks = lane if isinstance(lane, CheckedTicks) else None
 
     def route(self, frame: p.ServerMessage) -> None:
         """Deliver one decoded frame."""
-        if self.messages.subscriber_count:
+        if self.messages.observers:
             self.messages.emit(frame)
         handler = self.handlers.get(type(frame))
         if handler is not None:
             handler(frame)
 
 
-def checked_ticks(
-    ticks: HotStream[p.GenerationTick], errors: HotStream[RealtimeError], max_step_s: float
-) -> Callable[[p.GenerationTick], None]:
-    """The tick handler of one server session: publishes the ticks a :class:`TickGuard`
-    believes and reports the others as :class:`ProtocolError` (never billed).
-
-    On the hot path it is one Python call and one comparison per tick: the guard is
-    consulted only for the first tick and for steps above ``max_step_s``. The guard's
-    state is per server session, so each link makes a new handler.
-    """
-    guard = TickGuard(max_step_s)
-    emit, clock, failed = ticks.emit, time.monotonic, ticks.subscriber_failed
-    last = 0  # the guard's mark, mirrored in a closure cell for the fast path
-
-    def on_tick(frame: p.GenerationTick) -> None:
-        nonlocal last
-        seconds = frame.seconds
-        if last and seconds - last <= max_step_s:  # the usual tick: a small step (or none)
-            if seconds > last:
-                last = guard.last = seconds
-            for observer in ticks.observers:  # HotStream.emit, inlined: a call saved
-                try:
-                    observer.on_next(frame)
-                except Exception as exc:
-                    failed(exc)
-        elif seconds <= last or guard.admits(seconds, clock()):
-            last = guard.last
-            emit(frame)
-        else:
-            errors.emit(ProtocolError(guard.explain(seconds), p.encode(frame)))
-
-    return on_tick
+class _NoLane:
+    """A type no frame has: the read loop's tick test when the router has no lane."""
 
 
 class SignalingSocket:
@@ -178,10 +210,21 @@ class SignalingSocket:
         ended = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED)
         limit = self._limit
         receive = ws.receive
+        # The tick lane, inlined: CheckedTicks.usual's test, then the stream's deliver.
+        # Without a lane, ticks go to their handler like any frame (``_NoLane`` is never
+        # a frame's type).
+        lane = router.ticks
+        tick_type: type = p.GenerationTick if lane is not None else _NoLane
+        if lane is None:
+            lane = CheckedTicks(HotStream("unused"), errors, 0.0)
+        guard = lane.guard
+        ticks: HotStream[Any] = lane.stream  # Any: the loop's frame is the union type
+        step = lane.step
+        last = guard.last  # the guard's mark, mirrored here; synced around lane() calls
         while True:
             msg = await receive()
-            if msg.type is text:
-                data = msg.data
+            kind, data, _ = msg
+            if kind is text:
                 if len(data) > limit:
                     errors.emit(ProtocolError(f"frame of {len(data)} chars exceeds {limit}", data))
                     continue
@@ -195,15 +238,32 @@ class SignalingSocket:
                         continue
                 if messages.observers:
                     messages.emit(frame)
+                if type(frame) is tick_type:
+                    seconds = frame.seconds  # type: ignore[union-attr]
+                    if last and seconds - last <= step:
+                        if seconds > last:
+                            last = seconds
+                        deliver = ticks.deliver
+                        if deliver is not None:
+                            try:
+                                deliver(frame)
+                            except Exception as exc:
+                                ticks.subscriber_failed(exc)
+                    else:
+                        guard.last = last
+                        lane(frame)  # type: ignore[arg-type]
+                        last = guard.last
+                    continue
                 handler = handler_for(type(frame))
                 if handler is not None:
                     handler(frame)
-            elif msg.type is binary:
-                errors.emit(ProtocolError("binary frame; frames must be JSON text", msg.data))
-            elif msg.type in ended:
+            elif kind is binary:
+                errors.emit(ProtocolError("binary frame; frames must be JSON text", data))
+            elif kind in ended:
+                guard.last = last
                 return
-            elif msg.type is aiohttp.WSMsgType.ERROR:
-                errors.emit(self._socket_error(msg.data or ws.exception()))
+            elif kind is aiohttp.WSMsgType.ERROR:
+                errors.emit(self._socket_error(data or ws.exception()))
 
     def _socket_error(self, exc: BaseException | None) -> ProtocolError:
         """Say what broke the socket; aiohttp's own text is often just a number."""

@@ -74,6 +74,11 @@ class HotStream(Observable[T], Generic[T]):
         self.observers: tuple[abc.ObserverBase[T], ...] = ()
         """The current subscribers, read-only: an immutable tuple replaced on (un)subscribe,
         so the hot path can test ``if stream.observers:`` without a call."""
+        self.deliver: Callable[[T], Any] | None = None
+        """What a hot path calls with a value, rebuilt on (un)subscribe: ``None`` with no
+        subscriber; with exactly one, its own ``on_next`` (for a plain callback, the user's
+        function: no loop and no extra frame); else :meth:`emit`. The caller isolates a
+        failure as :meth:`emit` does: ``except Exception as exc: subscriber_failed(exc)``."""
         self._completed = False
         self._on_subscriber_error = on_subscriber_error or _log_subscriber_error
 
@@ -113,12 +118,21 @@ class HotStream(Observable[T], Generic[T]):
         if self._completed:
             observer.on_completed()
             return Disposable()
-        self.observers = (*self.observers, observer)
+        self._set_observers((*self.observers, observer))
 
         def dispose() -> None:
-            self.observers = tuple(o for o in self.observers if o is not observer)
+            self._set_observers(tuple(o for o in self.observers if o is not observer))
 
         return Disposable(dispose)
+
+    def _set_observers(self, observers: tuple[abc.ObserverBase[T], ...]) -> None:
+        self.observers = observers
+        if not observers:
+            self.deliver = None
+        elif len(observers) == 1:
+            self.deliver = observers[0].on_next
+        else:
+            self.deliver = self.emit
 
     def emit(self, value: T) -> None:
         """Deliver ``value`` to every current subscriber, isolating those that raise."""
@@ -133,7 +147,8 @@ class HotStream(Observable[T], Generic[T]):
         if self._completed:
             return
         self._completed = True
-        observers, self.observers = self.observers, ()
+        observers = self.observers
+        self._set_observers(())
         for observer in observers:
             try:
                 observer.on_completed()

@@ -188,6 +188,35 @@ async def test_a_frame_above_the_hard_limit_says_what_happened(hostile) -> None:
 # -- billing nonsense ----------------------------------------------------------------------
 
 
+async def test_a_lone_tick_subscriber_that_raises_is_reported_and_keeps_its_ticks(hostile) -> None:
+    # One subscriber: the read loop calls it directly (no emit loop), so the loop itself
+    # must isolate its failure, report it, and deliver the next ticks.
+    async def ticks(ws: web.WebSocketResponse, n: int) -> None:
+        for seconds in range(1, 7):
+            await ws.send_str(f'{{"type": "generation_tick", "seconds": {seconds}}}')
+        await read_until_closed(ws)
+
+    server = await hostile(ticks)
+    session = session_for(server)
+    seen: list[int] = []
+    reported: list[rt.RealtimeError] = []
+    session.errors.subscribe(reported.append)
+
+    def fussy(tick: rt.protocol.GenerationTick) -> None:
+        seen.append(tick.seconds)
+        if tick.seconds % 2:
+            raise ValueError(f"odd tick {tick.seconds}")
+
+    session.generation_ticks.subscribe(fussy)
+    await session.connect()
+    await wait_until(lambda: seen[-1:] == [6])
+    await session.disconnect()
+    assert seen == [1, 2, 3, 4, 5, 6]
+    failures = [e for e in reported if isinstance(e, rt.SubscriberError)]
+    assert [f.stream for f in failures] == ["generation_ticks"] * 3
+    assert [str(f.error) for f in failures] == ["odd tick 1", "odd tick 3", "odd tick 5"]
+
+
 async def test_ticks_that_jump_or_overflow_are_errors_and_never_billed(hostile) -> None:
     async def bill_nonsense(ws: web.WebSocketResponse, n: int) -> None:
         for seconds in ("1", "2", "1000002", "3", str(2**64), "4", "-5", "5"):

@@ -59,6 +59,26 @@ def test_raising_subscriber_is_isolated_and_reported() -> None:
     assert all(isinstance(exc, ZeroDivisionError) for _, exc in reported)
 
 
+def test_deliver_follows_the_subscribers() -> None:
+    """``deliver`` is what the read loop calls per tick: nothing, the lone subscriber's own
+    function, or ``emit`` for several; it must change with every (un)subscribe."""
+    stream: HotStream[int] = HotStream("ticks")
+    assert stream.deliver is None
+    first: list[int] = []
+    d1 = stream.subscribe(first.append)
+    assert stream.deliver == first.append  # the user's function, no wrapper frame
+    second: list[int] = []
+    d2 = stream.subscribe(second.append)
+    assert stream.deliver == stream.emit
+    d1.dispose()
+    assert stream.deliver == second.append
+    d2.dispose()
+    assert stream.deliver is None
+    stream.subscribe(first.append)
+    stream.complete()
+    assert stream.deliver is None and stream.observers == ()
+
+
 def test_raising_operator_in_a_pipeline_is_isolated() -> None:
     reported: list[Exception] = []
     stream: HotStream[int] = HotStream("s", lambda name, exc: reported.append(exc))
