@@ -50,7 +50,7 @@ def test_e2e_and_scale_suites_run_over_loopback(tmp_path: Path) -> None:
     docs = run_suites(["e2e", "scale"], Config(quick=True, repeats=1), tmp_path, log=print)
     e2e, scale = docs
     fps = {row["name"]: row["median"] for row in e2e["rows"] if row["name"].endswith(": fps")}
-    assert len(fps) == 3 and all(v > 0 for v in fps.values())  # bare, ours, ours + tape
+    assert len(fps) == 4 and all(v > 0 for v in fps.values())  # bare, ours, + tape, vendor
     levels = scale["extra"]["levels"]
     assert [level["k"] for level in levels] == [1, 3]
     assert all(level["ticks_sent"] > 0 for level in levels)

@@ -9,10 +9,12 @@ need not speak WebRTC.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 
+import aiohttp
 import pytest
 from aiohttp import web
 from conftest import Recorder, wait_until
@@ -183,6 +185,29 @@ async def test_a_frame_above_the_hard_limit_says_what_happened(hostile) -> None:
     assert isinstance(lost, rt.ConnectionLost) and "message too big" in str(lost)
     await wait_until(lambda: session.state is rt.ConnectionState.CONNECTED)  # reconnected
     await session.disconnect()
+
+
+@pytest.mark.skipif(
+    not hasattr(web.WebSocketResponse, "send_frame")
+    or "decode_text" not in inspect.signature(aiohttp.ClientSession.ws_connect).parameters,
+    reason="needs aiohttp 3.13+ (text frames as bytes, send_frame)",
+)
+async def test_a_text_frame_that_is_not_utf8_is_an_error_and_the_link_goes_on(hostile) -> None:
+    async def mangled_text(ws: web.WebSocketResponse, n: int) -> None:
+        await ws.send_str('{"type": "generation_tick", "seconds": 1}')
+        await ws.send_frame(b'{"type": "error", "error": "\xff\xfe"}', aiohttp.WSMsgType.TEXT)
+        await ws.send_str('{"type": "generation_tick", "seconds": 2}')
+        await read_until_closed(ws)
+
+    server = await hostile(mangled_text)
+    session = session_for(server)
+    rec = Recorder(session)
+    await session.connect()
+    await wait_until(lambda: len(rec["generation_ticks"]) == 2)
+    await session.disconnect()
+    (error,) = rec["errors"]
+    assert isinstance(error, rt.ProtocolError) and "utf-8" in str(error).lower()
+    assert server.connections == 1  # the same link: nothing was lost
 
 
 # -- billing nonsense ----------------------------------------------------------------------
