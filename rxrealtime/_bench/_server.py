@@ -22,7 +22,15 @@ client refuses ticks that jump further than billing can advance, and values abov
 protocol's ceiling), so send times travel beside them, not in them.
 * ``["tick_log"]`` -> ``["tick_log", [[session_id, seconds, sent_ns], ...], cpu_s]``:
   every billing tick the server sent since the last call, and the server's CPU time;
+* ``["mark"]`` -> ``["mark", snapshot]``: CPU, RSS and CPU per thread group
+  (:func:`._scale_probe.snapshot`);
+* ``["profile", seconds]`` -> ``["profile", {"main": by group, "from": snapshot, "to":
+  snapshot}]``: cProfile of the server's main thread over ``seconds``
+  (:class:`._scale_probe.MainProfile`);
 * ``["stop"]``.
+
+:class:`ChildProcess` is the driving side of any such child (the scale suite's client
+runs in one too); :class:`ServerProcess` is the one for this server.
 """
 
 from __future__ import annotations
@@ -32,17 +40,21 @@ import json
 import sys
 import time
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from ..server import EmbeddedServer
 
-__all__ = ["ServerProcess"]
+__all__ = ["ChildProcess", "ServerProcess"]
+
+_MODULE = "rxrealtime._bench._server"
+_P = TypeVar("_P", bound="ChildProcess")
 
 
 async def _serve(settings: dict[str, Any]) -> None:
     from .. import protocol as p
     from ..server import ServerSession, serve_embedded
+    from ._scale_probe import MainProfile, snapshot
 
     tick_log: list[tuple[str, int, int]] = []
 
@@ -90,6 +102,14 @@ async def _serve(settings: dict[str, Any]) -> None:
             elif command == "tick_log":
                 reply("tick_log", tick_log, time.process_time())
                 tick_log.clear()
+            elif command == "mark":
+                reply("mark", snapshot())
+            elif command == "profile":
+                before, profile = snapshot(), MainProfile()
+                profile.start()
+                await asyncio.sleep(args[0])
+                main_thread = profile.stop()
+                reply("profile", {"main": main_thread, "from": before, "to": snapshot()})
 
 
 async def _flood(
@@ -118,27 +138,33 @@ async def _flood(
     return first, clock(), counter
 
 
-class ServerProcess:
-    """``async with ServerProcess(tick_interval_s=...) as srv``: ``srv.url``, ``srv.call``."""
+class ChildProcess:
+    """A child ``python -m module 'json args'`` spoken to in JSON lines: ``call``, or
+    ``send`` then ``reply``. ``async with`` starts it and waits for its first line
+    (:attr:`ready`); leaving sends ``["stop"]`` and waits for it to exit."""
 
-    def __init__(self, **settings: Any) -> None:
-        self.settings = settings
-        self.url = ""
-        self.api_key = ""
+    def __init__(self, module: str, args: Any, start_timeout_s: float = 60) -> None:
+        self.module, self.args = module, args
+        self.start_timeout_s = start_timeout_s
+        self.ready: list[Any] = []
         self._process: asyncio.subprocess.Process | None = None
 
-    async def __aenter__(self) -> ServerProcess:
+    async def __aenter__(self: _P) -> _P:
         self._process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            __name__,
-            json.dumps(self.settings),
+            self.module,
+            json.dumps(self.args),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             limit=64 * 1024 * 1024,
         )
-        _, self.url, self.api_key = await self.reply(timeout=60)
+        self.ready = await self.reply(timeout=self.start_timeout_s)
         return self
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
     def send(self, *command: Any) -> None:
         """Send a command without waiting for its reply (see :meth:`reply`)."""
@@ -149,7 +175,7 @@ class ServerProcess:
         assert self._process is not None and self._process.stdout is not None
         line = await asyncio.wait_for(self._process.stdout.readline(), timeout)
         if not line:
-            raise RuntimeError("the bench server process exited; see its stderr above")
+            raise RuntimeError(f"the {self.module} process exited; see its stderr above")
         values: list[Any] = json.loads(line)
         return values
 
@@ -170,10 +196,25 @@ class ServerProcess:
             try:
                 self.send("stop")
                 process.stdin.close()
-                await asyncio.wait_for(process.wait(), 15)
+                await asyncio.wait_for(process.wait(), 30)
             except (OSError, asyncio.TimeoutError):
                 process.kill()
                 await process.wait()
+
+
+class ServerProcess(ChildProcess):
+    """``async with ServerProcess(tick_interval_s=...) as srv``: ``srv.url``, ``srv.call``."""
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(_MODULE, settings)
+        self.settings = settings
+        self.url = ""
+        self.api_key = ""
+
+    async def __aenter__(self) -> ServerProcess:
+        await super().__aenter__()
+        _, self.url, self.api_key = self.ready
+        return self
 
 
 if __name__ == "__main__":

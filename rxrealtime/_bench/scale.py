@@ -1,203 +1,153 @@
-"""scale: K concurrent full sessions (signaling + a small video peer) in one process.
+"""scale: K concurrent full sessions at real video sizes, each level in fresh processes.
 
-Every session is a real :class:`~rxrealtime.Session` connected with a small
-:class:`~rxrealtime.media.SyntheticTrack` (64x48 at 5 fps: aiortc encodes and decodes
-VP8 in this process, so the video is kept small) to one embedded server running in a
-child process (:mod:`._server`) with a 0.2 s billing clock. Only the client side is in
-the measured process.
+Every level (K sessions of one video size) gets a fresh client process
+(:mod:`._scale_child`) and a fresh embedded server process (:mod:`._server`, billing
+clock every 0.2 s), so neither side reuses memory freed by an earlier level and RSS per
+session is what a new process pays. Two sizes run: the default :class:`SyntheticTrack`
+(320x180 at 15 fps, what ``connect()`` users send) and a small one (64x48 at 5 fps).
+Every session is a real :class:`~rxrealtime.Session` with the default options; all K
+connect at once, each within the default ``connect_timeout_s``; a failed connect is a
+figure, not a crash.
 
-For each K, after all sessions are up, ``windows`` consecutive windows are measured
-(the repeats): the process's CPU time per session per second, RSS growth per session
-(``/proc/self/statm``), and tick latency: the server stamps each ``generation_tick``
-as it broadcasts it (same monotonic clock), the subscriber stamps it on arrival. A tick
-the server sent within a window that has not arrived one second after the last window
-is lost.
+After all sessions are up and a settling pause, ``windows`` consecutive windows are the
+repeats: each side's CPU per session per wall second, RSS per session, frames received
+per session per second, and tick latency (the server stamps each ``generation_tick`` as it
+sends it, the client as it arrives, one monotonic clock). A tick the server sent within a
+window that has not arrived by the end of the profile window (at least
+:data:`GRACE_S` later) is lost. A last window profiles both sides (:mod:`._scale_probe`):
+CPU by thread (asyncio main thread, aiortc's encoder executor and decoder threads,
+native codec threads) and cProfile of each main thread grouped by library.
+
+VP8 costs what it costs: :mod:`._scale_codec` times one encode and one decode per frame
+size with aiortc's own codec classes, so a target the codec alone makes impossible on
+this machine says so with the arithmetic.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import resource
 import sys
 import time
 from typing import Any
 
-from ..media import SyntheticTrack
-from ..protocol import GenerationTick
-from ..session import Session
-from ._common import Config, SuiteResult, percentile, summary
-from ._server import ServerProcess
+from ._common import Config, SuiteResult
+from ._scale_codec import Size, codec_floor, codec_ms
+from ._scale_level import add_rows, measure_level
 
 __all__ = ["run"]
 
 TICK_INTERVAL_S = 0.2
 GRACE_S = 1.0
-SETTLE_S = 2.0
+DEFAULT = Size(320, 180, 15.0)
+SMALL = Size(64, 48, 5.0)
 
 
-def rss_bytes() -> int:
-    """Current resident set size (peak RSS where /proc is missing)."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak if sys.platform == "darwin" else peak * 1024
+def _log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
-async def _connect_all(sessions: list[Session], batch: int) -> None:
-    for start in range(0, len(sessions), batch):
-        await asyncio.gather(
-            *(
-                s.connect(local_track=SyntheticTrack(width=64, height=48, fps=5.0))
-                for s in sessions[start : start + batch]
-            )
-        )
-
-
-async def _level(
-    srv: ServerProcess, k: int, windows: int, window_s: float, log: Any
-) -> dict[str, Any]:
-    clock = time.monotonic_ns
-    sessions = [Session(srv.url, api_key=srv.api_key, model="mirage_v2") for _ in range(k)]
-    arrivals: list[dict[int, int]] = [{} for _ in range(k)]
-    errors: list[str] = []
-    for session, seen in zip(sessions, arrivals, strict=True):
-
-        def on_tick(tick: GenerationTick, seen: dict[int, int] = seen) -> None:
-            seen[tick.seconds] = clock()
-
-        session.generation_ticks.subscribe(on_tick)
-        session.errors.subscribe(lambda e: errors.append(f"{type(e).__name__}: {e}"))
-    rss0 = rss_bytes()
-    started = time.perf_counter()
-    try:
-        await _connect_all(sessions, batch=10)
-        connect_s = time.perf_counter() - started
-        log(f"bench scale: K={k} connected in {connect_s:.1f} s")
-        await asyncio.sleep(SETTLE_S)  # steady state: clocks started, connect surge over
-        await srv.call("tick_log")  # forget ticks sent while connecting
-        sent: list[list[Any]] = []
-        cpu: list[float] = []
-        rss: list[float] = []
-        server_cpu: list[float] = []
-        bounds: list[tuple[int, int]] = []
-        _, _, server_cpu0 = await srv.call("tick_log")
-        for _ in range(windows):
-            t0, c0 = clock(), time.process_time()
-            await asyncio.sleep(window_s)
-            t1, c1 = clock(), time.process_time()
-            _, entries, server_c = await srv.call("tick_log")
-            sent.append(entries)
-            wall = (t1 - t0) / 1e9
-            cpu.append((c1 - c0) * 1000 / wall / k)
-            server_cpu.append((server_c - server_cpu0) * 1000 / wall / k)
-            server_cpu0 = server_c
-            rss.append((rss_bytes() - rss0) / k / 2**20)
-            bounds.append((t0, t1))
-        await asyncio.sleep(GRACE_S)
-        by_sid = {s.session_id: seen for s, seen in zip(sessions, arrivals, strict=True)}
-        p99: list[float] = []
-        p50: list[float] = []
-        lost = total = 0
-        for entries in sent:
-            latencies = []
-            for sid, seconds, sent_ns in entries:
-                arrived = by_sid.get(sid, {}).get(seconds)
-                total += 1
-                if arrived is None:
-                    lost += 1
-                else:
-                    latencies.append((arrived - sent_ns) / 1e6)
-            p50.append(percentile(latencies, 50))
-            p99.append(percentile(latencies, 99))
-    finally:
-        await asyncio.gather(*(s.disconnect() for s in sessions), return_exceptions=True)
-    return {
-        "k": k,
-        "connect_s": round(connect_s, 2),
-        "cpu_ms_per_s_per_session": summary(cpu),
-        "server_cpu_ms_per_s_per_session": summary(server_cpu),
-        "rss_mib_per_session": summary(rss),
-        "tick_p50_ms": summary(p50),
-        "tick_p99_ms": summary(p99),
-        "ticks_sent": total,
-        "ticks_lost": lost,
-        "errors": errors[:10],
-        "error_count": len(errors),
-    }
-
-
-async def _run(config: Config, result: SuiteResult, levels: tuple[int, ...]) -> None:
+async def _run(config: Config, result: SuiteResult, plan: list[tuple[Size, int]]) -> None:
     windows = config.reps(full=3, quick=2)
-    window_s = 1.5 if config.quick else 4.0
+    timing = {
+        "settle_s": 1.0 if config.quick else 2.0,
+        "window_s": 1.5 if config.quick else 4.0,
+        "profile_s": max(GRACE_S, 1.0 if config.quick else 3.0),
+    }
+    levels = []
+    for size, k in plan:
+        level = await measure_level(size, k, windows, TICK_INTERVAL_S, timing, _log)
+        levels.append(level)
+        add_rows(result, level)
+    result.extra["levels"] = levels
 
-    def log(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
 
-    out = []
-    async with ServerProcess(tick_interval_s=TICK_INTERVAL_S) as srv:
-        for k in levels:
-            level = await _level(srv, k, windows, window_s, log)
-            out.append(level)
-            for key, unit in (
-                ("tick_p50_ms", "ms"),
-                ("tick_p99_ms", "ms"),
-                ("cpu_ms_per_s_per_session", "CPU ms/s per session"),
-                ("rss_mib_per_session", "MiB per session"),
-                ("server_cpu_ms_per_s_per_session", "server CPU ms/s per session"),
-            ):
-                result.row(
-                    f"K={k}: {key}",
-                    unit,
-                    level[key],
-                    ticks_sent=level["ticks_sent"],
-                    ticks_lost=level["ticks_lost"],
-                    connect_s=level["connect_s"],
-                )
-    result.extra["levels"] = out
-    top = out[-1]
-    note = f"measured at K={top['k']} (largest level of this run)"
-    if top["k"] < 100:
-        note += "; K=100 only runs in a full run"
-    worst = top["tick_p99_ms"]["max"]
-    result.target(
-        "tick p99 < 50 ms with 100 sessions",
-        top["tick_p99_ms"]["median"],
-        "< 50 ms",
-        top["k"] >= 100 and top["tick_p99_ms"]["median"] < 50,
-        f"{note}; median of the windows' p99, worst window {worst:.1f} ms",
-    )
-    result.target(
-        "no tick lost with 100 sessions",
-        top["ticks_lost"],
-        "0",
-        top["k"] >= 100 and top["ticks_lost"] == 0,
-        f"{top['ticks_lost']} of {top['ticks_sent']} ticks; {note}",
-    )
+def _targets(result: SuiteResult, levels: list[dict[str, Any]], codec: dict[str, Any]) -> None:
+    """The issue's targets at K=100; where the codec alone needs more than the machine's
+    cores, the note carries that arithmetic (the bar is not lowered)."""
+    cores = os.cpu_count() or 1
+    nan = float("nan")
+    for size, p99_limit in ((DEFAULT, 100.0), (SMALL, 20.0)):
+        at = [lv for lv in levels if lv["size"] == size.label]
+        top: dict[str, Any] = max(at, key=lambda lv: lv["k"]) if at else {}
+        note = f"measured at K={top['k']}" if top else "not run in this configuration"
+        if top and top["k"] < 100:
+            note += "; K=100 only runs in a full run"
+        floor = codec_floor(codec.get(size.label), size, 100, cores)
+        if floor is not None and floor["cores_needed"] > cores:
+            note += f"; codec arithmetic: {floor['text']}"
+        full = bool(top) and top["k"] >= 100
+        if size == DEFAULT:
+            connected = top.get("connected", 0)
+            result.target(
+                f"100 sessions at {size.label} connect within connect_timeout_s",
+                top.get("connect_s", nan),
+                f"all 100 within {top.get('connect_timeout_s', 30.0):g} s",
+                full and connected == 100 and not top["connect_failed"],
+                f"{connected} of {top.get('k', 0)} connected, failed: "
+                f"{top.get('connect_failed') or 'none'}; {note}",
+            )
+        p99 = top.get("tick_p99_ms", {"median": nan, "max": nan})
+        result.target(
+            f"tick p99 < {p99_limit:g} ms with 100 sessions at {size.label}",
+            p99["median"],
+            f"< {p99_limit:g} ms",
+            full and p99["median"] < p99_limit,
+            f"median of the windows' p99, worst window {p99['max']:.1f} ms; {note}",
+        )
+        lost, sent = top.get("ticks_lost", nan), top.get("ticks_sent", 0)
+        result.target(
+            f"no tick lost with 100 sessions at {size.label}",
+            lost,
+            "0",
+            full and lost == 0 and sent > 0,
+            f"{lost} of {sent} ticks; {note}",
+        )
 
 
 def run(config: Config) -> SuiteResult:
     started = time.perf_counter()
-    levels = (1, 3) if config.quick else (1, 10, 50, 100)
+    sizes = (SMALL,) if config.quick else (DEFAULT, SMALL)
+    ks = (1, 3) if config.quick else (1, 10, 50, 100)
     windows = config.reps(full=3, quick=2)
     result = SuiteResult(
         suite="scale",
-        title="scale: K concurrent sessions in one process",
+        title="scale: K concurrent sessions, fresh client and server processes per level",
         quick=config.quick,
         repeats=windows,
         method=(
-            f"K full Sessions (SyntheticTrack 64x48 @ 5 fps, default options) against one "
-            f"embedded server in a child process (tick every {TICK_INTERVAL_S} s); per K, "
-            f"{windows} consecutive measurement windows of {1.5 if config.quick else 4.0} s, "
-            f"starting {SETTLE_S} s after the last session connected, are the repeats. "
-            "CPU is this process's time per session per wall second; RSS "
-            "growth per session since before connecting; tick latency from the server's "
-            f"send stamp to the subscriber (same clock); lost = not arrived {GRACE_S} s "
-            "after the last window."
+            f"Per level (video size x K), a fresh embedded server process (tick every "
+            f"{TICK_INTERVAL_S} s) and a fresh client process holding K Sessions "
+            "(SyntheticTrack, default options), all K connecting at once; "
+            f"{windows} measurement windows of {1.5 if config.quick else 4.0} s after a "
+            "settling pause are the repeats. CPU is each process's CPU time per session "
+            "per wall second; RSS per session is (RSS of the client process after "
+            "connecting - before any session) / K; tick latency from the server's send "
+            "stamp to the subscriber (same clock); lost = not arrived by the end of the "
+            "profile window. 'where' splits CPU by thread and the main thread by library "
+            "(cProfile, in an extra window after the measured ones)."
         ),
     )
-    asyncio.run(_run(config, result, levels))
+    codec = {size.label: codec_ms(size) for size in sizes}
+    result.extra["codec"] = codec
+    for size in sizes:
+        ms = codec[size.label]
+        for op in ("encode", "decode"):
+            result.row(f"VP8 {op}, one {size.label.split('@')[0]} frame", "ms", ms[op])
+    plan = [(size, k) for size in sizes for k in ks]
+    asyncio.run(_run(config, result, plan))
+    levels = result.extra["levels"]
+    cores = os.cpu_count() or 1
+    for size in sizes:
+        floor = codec_floor(codec[size.label], size, 100, cores)
+        if floor is not None:
+            stat = {"median": floor["cores_needed"], "min": floor["cores_needed"]}
+            result.row(
+                f"codec floor, 100 sessions at {size.label}",
+                f"cores (of {cores})",
+                {**stat, "max": floor["cores_needed"], "n": 1},
+                note=floor["text"],
+            )
+    _targets(result, levels, codec)
     result.elapsed_s = time.perf_counter() - started
     return result
