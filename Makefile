@@ -59,8 +59,10 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[dev,livekit,bench]'
 	touch $@ $(VENV)/.installed-dev $(VENV)/.installed
 
+# `make bench BENCH_ARGS=--strict` exits non-zero when a target is missed (CI of a
+# performance change); BENCH_ARGS also takes suite names, --quick, --repeats N, --out DIR.
 bench: $(VENV)/.installed-bench
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 # `make docs` builds the documentation site into site/ with --strict: a broken link, an
 # unresolved reference, a public name without a docstring or an operator without a

@@ -1,4 +1,4 @@
-"""``rxrealtime bench [decode|dispatch|e2e|scale] [--json] [--quick]``: the benchmark suite.
+"""``rxrealtime bench [SUITE ...] [--json] [--quick] [--strict]``: the benchmark suite.
 
 A thin public face over :mod:`rxrealtime._bench`, which holds the suites so that an
 installed package can run them; ``python -m benchmarks`` in the repository and
@@ -8,6 +8,16 @@ installed package can run them; ``python -m benchmarks`` in the repository and
 from __future__ import annotations
 
 from ._bench._common import Config
-from ._bench.runner import SUITES, add_arguments, main, run_from_args, run_suites
+from ._bench._report import summary_table
+from ._bench.runner import SUITES, add_arguments, exit_code, main, run_from_args, run_suites
 
-__all__ = ["SUITES", "Config", "add_arguments", "main", "run_from_args", "run_suites"]
+__all__ = [
+    "SUITES",
+    "Config",
+    "add_arguments",
+    "exit_code",
+    "main",
+    "run_from_args",
+    "run_suites",
+    "summary_table",
+]

@@ -12,11 +12,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SUITE_ORDER", "markdown", "plot", "write"]
+__all__ = ["SUITE_ORDER", "markdown", "plot", "summary_table", "write"]
 
 logger = logging.getLogger(__name__)
 
-SUITE_ORDER = ("decode", "dispatch", "e2e", "scale", "nats", "transport")
+SUITE_ORDER = ("decode", "dispatch", "e2e", "scale", "nats", "transport", "tapes")
 
 
 def _fmt(value: Any) -> str:
@@ -73,6 +73,29 @@ def markdown(doc: dict[str, Any]) -> str:
                 for t in doc["targets"]
             ],
         )
+    return "\n".join(lines) + "\n"
+
+
+def summary_table(docs: list[dict[str, Any]], elapsed_s: float | None = None) -> str:
+    """Every target of the suites just run, met or missed, and a verdict line: what
+    ``make bench`` ends with, so a missed target cannot scroll by unseen."""
+    targets = [(d["suite"], t) for d in docs for t in d["targets"]]
+    missed = [t for _, t in targets if not t["met"]]
+    lines = ["## Summary: every target", ""]
+    lines += _table(
+        ["suite", "target", "measured (median)", "threshold", "met", "note"],
+        [[s, t["target"], t["value"], t["threshold"], t["met"], t["note"]] for s, t in targets],
+    )
+    took = f" in {elapsed_s / 60:.1f} min" if elapsed_s is not None else ""
+    quick = any(d["quick"] for d in docs)
+    mode = " (quick run: figures are smoke, not measurements)" if quick else ""
+    lines += [
+        "",
+        f"{len(targets) - len(missed)} of {len(targets)} targets met, {len(missed)} missed, "
+        f"{len(docs)} suite(s){took}{mode}.",
+    ]
+    if missed:
+        lines.append("Missed: " + "; ".join(str(t["target"]) for t in missed) + ".")
     return "\n".join(lines) + "\n"
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from ._common import Config, SuiteResult
-from ._report import markdown, plot, write
+from ._report import markdown, plot, summary_table, write
 
-__all__ = ["DEFAULT_OUT", "SUITES", "add_arguments", "main", "run_suites"]
+__all__ = ["DEFAULT_OUT", "SUITES", "add_arguments", "exit_code", "main", "run_suites"]
 
 SUITES = ("decode", "dispatch", "e2e", "scale", "nats", "transport", "tapes")
 DEFAULT_OUT = Path("benchmarks") / "results"
@@ -64,21 +64,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help=f"results folder (default: {DEFAULT_OUT})"
     )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with status 1 when any target is missed (for CI of a performance change)",
+    )
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    """Run what parsed ``args`` ask for; the exit code is 0 unless a suite failed."""
+    """Run what parsed ``args`` ask for and end with the summary of every target.
+
+    The exit code is 2 for an unknown suite, 1 with ``--strict`` when a target was
+    missed, else 0: a missed target is reported either way, failing is opt-in because
+    a shared machine's noise can push a figure past its threshold.
+    """
     names = list(dict.fromkeys(args.suites or SUITES))
     unknown = [n for n in names if n not in SUITES]
     if unknown:
         print(f"unknown suite(s): {', '.join(unknown)}; pick from {SUITES}", file=sys.stderr)
         return 2
+    started = time.perf_counter()
     docs = run_suites(names, Config(quick=args.quick, repeats=args.repeats), args.out)
+    elapsed = time.perf_counter() - started
+    summary = summary_table(docs, elapsed)
+    missed = [t["target"] for d in docs for t in d["targets"] if not t["met"]]
     if args.json:
-        print(json.dumps({"suites": docs}, indent=2))
+        print(
+            json.dumps({"suites": docs, "elapsed_s": round(elapsed, 1), "missed": missed}, indent=2)
+        )
+        print(summary, file=sys.stderr)
     else:
         print("\n".join(markdown(d) for d in docs))
-    return 0
+        print(summary)
+    (args.out / "summary.md").write_text(summary)
+    return exit_code(docs, strict=args.strict)
+
+
+def exit_code(docs: list[dict[str, Any]], *, strict: bool) -> int:
+    """1 when ``strict`` and a target of ``docs`` was missed, else 0."""
+    return 1 if strict and any(not t["met"] for d in docs for t in d["targets"]) else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
