@@ -93,3 +93,16 @@ def test_e2e_and_scale_suites_run_over_loopback(tmp_path: Path) -> None:
         _check_doc(doc, tmp_path)
     markdown = (tmp_path / "latest.md").read_text()
     assert "## Targets" in markdown
+
+
+def test_imports_suite_times_each_entry_point_in_a_fresh_interpreter(tmp_path: Path) -> None:
+    (doc,) = run_suites(["imports"], Config(quick=True, repeats=1), tmp_path, log=print)
+    assert [row["name"] for row in doc["rows"]] == [
+        "import rxrealtime",
+        "import rxrealtime.protocol",
+        "import rxrealtime.operators",
+    ]
+    light = [t for t in doc["targets"] if "loads no" in t["target"]]
+    assert len(light) == 3 and all(t["met"] for t in light)  # which modules: not a timing
+    assert doc["extra"]["slowest"]["rxrealtime.operators"][0][0] == "rxrealtime.operators"
+    _check_doc(doc, tmp_path)

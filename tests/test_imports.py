@@ -32,6 +32,12 @@ def test_a_decoder_only_user_pays_for_msgspec_alone() -> None:
     assert sorted(m for m in (*HEAVY, "pydantic", "reactivex") if m in loaded) == []
 
 
+def test_operators_load_reactivex_but_no_network_or_media_stack() -> None:
+    loaded = loaded_after("import rxrealtime.operators")
+    assert "rxrealtime.operators._burnrate" in loaded and "reactivex" in loaded
+    assert sorted(m for m in (*HEAVY, "pydantic") if m in loaded) == []
+
+
 def test_a_session_loads_no_network_or_media_stack_until_it_connects() -> None:
     loaded = loaded_after("import rxrealtime as rt\nrt.Session('ws://127.0.0.1:9', api_key='k')")
     assert "rxrealtime.session" in loaded and "reactivex" in loaded

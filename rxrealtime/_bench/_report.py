@@ -16,7 +16,7 @@ __all__ = ["SUITE_ORDER", "markdown", "plot", "summary_table", "write"]
 
 logger = logging.getLogger(__name__)
 
-SUITE_ORDER = ("decode", "dispatch", "e2e", "scale", "nats", "transport", "tapes")
+SUITE_ORDER = ("decode", "dispatch", "e2e", "scale", "nats", "transport", "tapes", "imports")
 
 
 def _fmt(value: Any) -> str:
