@@ -151,12 +151,19 @@ def run(config: Config) -> SuiteResult:
         vs_pydantic >= 15,
     )
     result.target(
-        "decode within 1.3x of the single-struct limit",
+        "public protocol.decode within 1.3x of the single-struct limit",
+        public["median"],
+        "<= 1.3",
+        public["median"] <= 1.3,
+        "same tick-only input; a Python function that turns msgspec's errors into "
+        "ProtocolError around the module's decoder (one frame per call)",
+    )
+    result.target(
+        "read-loop decoder within 1.3x of the single-struct limit",
         limit["median"],
         "<= 1.3",
         limit["median"] <= 1.3,
-        "the read loop's decoder (decode_unchecked), same tick-only input; the public "
-        f"protocol.decode, a Python wrapper that translates errors, is at {public['median']:.2f}x",
+        "decode_unchecked, the decoder's own C method, which the signaling read loop calls",
     )
     result.elapsed_s = time.perf_counter() - started
     return result
