@@ -32,10 +32,17 @@ def test_a_decoder_only_user_pays_for_msgspec_alone() -> None:
     assert sorted(m for m in (*HEAVY, "pydantic", "reactivex") if m in loaded) == []
 
 
-def test_operators_load_reactivex_but_no_network_or_media_stack() -> None:
+def test_operators_load_on_first_use_and_never_the_network_or_media_stack() -> None:
     loaded = loaded_after("import rxrealtime.operators")
-    assert "rxrealtime.operators._burnrate" in loaded and "reactivex" in loaded
-    assert sorted(m for m in (*HEAVY, "pydantic") if m in loaded) == []
+    assert "rxrealtime.operators._types" in loaded  # the import did run
+    assert sorted(m for m in (*HEAVY, "pydantic", "reactivex") if m in loaded) == []
+    used = loaded_after("import rxrealtime.operators as rto\nrto.billed_seconds()\nrto.BurnRate")
+    assert {
+        "reactivex",
+        "rxrealtime.operators._billedseconds",
+        "rxrealtime.operators._burnrate",
+    } <= used
+    assert sorted(m for m in (*HEAVY, "pydantic") if m in used) == []
 
 
 def test_a_session_loads_no_network_or_media_stack_until_it_connects() -> None:

@@ -24,24 +24,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reactivex import Observable, abc
-
-from ..billing import Rate
 from ..quality import ConnectionQuality, QualityThresholds, SessionStats
-from ._billedseconds import billed_seconds_
-from ._billingrate import billing_rate_
-from ._budgetalert import budget_alert_
-from ._budgetguard import Disconnectable, budget_guard_
-from ._burnrate import BurnRate, burn_rate_
-from ._cost import cost_
-from ._idleguard import IdleStop, idle_guard_
-from ._projection import Projection, projection_
-from ._quality import quality_
-from ._stalldetector import stall_detector_
-from ._tickdeltas import tick_deltas_
 from ._types import BudgetAlert, BudgetExceeded, Stall
+
+if TYPE_CHECKING:
+    from reactivex import Observable, abc
+
+    from ..billing import Rate
+    from ._budgetguard import Disconnectable
+    from ._burnrate import BurnRate
+    from ._idleguard import IdleStop
+    from ._projection import Projection
+
+# Each operator's module (and reactivex, ~50 ms of imports here) loads when the operator
+# is first called: ``import rxrealtime.operators`` itself costs msgspec and little more.
+_LAZY = {"BurnRate": "_burnrate", "IdleStop": "_idleguard", "Projection": "_projection"}
 
 __all__ = [
     "BudgetAlert",
@@ -84,6 +83,8 @@ def billed_seconds(
       never goes down. This also catches a new session whose first tick is not below
       the old session's last one, which a drop alone cannot see.
     """
+    from ._billedseconds import billed_seconds_
+
     return billed_seconds_(resets)
 
 
@@ -93,6 +94,8 @@ def tick_deltas(
     """Seconds billed by each tick (since the previous tick), with the rules of
     :func:`billed_seconds`: duplicates and late ticks are 0; the first tick of a new server
     session bills its whole value. Sums of the deltas equal the running total."""
+    from ._tickdeltas import tick_deltas_
+
     return tick_deltas_(resets)
 
 
@@ -108,6 +111,8 @@ def cost(
     with the ``model`` to price. Floats go through ``str`` so ``0.1`` means 0.1 exactly.
     Raises :class:`~rxrealtime.ConfigError` at the call for a missing or bad price.
     """
+    from ._cost import cost_
+
     return cost_(rate_per_second, prices=prices, model=model)
 
 
@@ -127,6 +132,8 @@ def budget_alert(
     several thresholds emits one alert per threshold, lowest first. ``limit_cost`` needs
     a price (``rate_per_second`` or ``prices`` + ``model``); comparisons are exact.
     """
+    from ._budgetalert import budget_alert_
+
     return budget_alert_(
         limit_s, limit_cost, warn_at, rate_per_second=rate_per_second, prices=prices, model=model
     )
@@ -147,6 +154,8 @@ def budget_guard(
     one :class:`BudgetExceeded`, completes, and schedules ``session.disconnect()`` on the
     running loop (so it is called from within an asyncio program).
     """
+    from ._budgetguard import budget_guard_
+
     return budget_guard_(
         session, limit_s, limit_cost, rate_per_second=rate_per_second, prices=prices, model=model
     )
@@ -164,6 +173,8 @@ def stall_detector(
     starts on entering ``generating`` and restarts at every tick; leaving ``generating``
     stops it. One stall is reported per silence: the next tick re-arms the detector.
     """
+    from ._stalldetector import stall_detector_
+
     return stall_detector_(timeout_s, states, scheduler)
 
 
@@ -177,6 +188,8 @@ def billing_rate(
     whenever a sample leaves the window ``(now - window_s, now]``, so the rate falls to 0
     when billing stops instead of freezing at its last value.
     """
+    from ._billingrate import billing_rate_
+
     return billing_rate_(window_s, scheduler)
 
 
@@ -187,6 +200,8 @@ def quality(
     (``session.stats`` or a replay's), emitted when the level or the limiting factor
     changes. ``thresholds`` default to the table in :mod:`rxrealtime.quality`; the same
     grading backs ``session.quality``."""
+    from ._quality import quality_
+
     return quality_(thresholds)
 
 
@@ -209,6 +224,8 @@ def burn_rate(
     :func:`billing_rate`, it divides by the time seen so far while that is shorter than
     the window, so it does not read low during the first window.
     """
+    from ._burnrate import burn_rate_
+
     return burn_rate_(
         window_s, rate_per_second=rate_per_second, prices=prices, model=model, scheduler=scheduler
     )
@@ -231,6 +248,8 @@ def projection(
     Pipe a :func:`billed_seconds` stream through it; it emits when :func:`burn_rate`
     does. ``limit_cost`` needs a price; with both limits the first one reached counts.
     """
+    from ._projection import projection_
+
     return projection_(
         limit_s, limit_cost, window_s=window_s, rate_per_second=rate_per_second,
         prices=prices, model=model, scheduler=scheduler,
@@ -260,7 +279,21 @@ def idle_guard(
     the baseline: pass ``baseline=`` (or ``viewers=``) when that can happen. On trip it
     emits one :class:`IdleStop`, completes and schedules ``session.disconnect()``.
     """
+    from ._idleguard import idle_guard_
+
     return idle_guard_(
         session, after_s, activity=activity, viewers=viewers, baseline=baseline,
         states=states, scheduler=scheduler,
     )  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    """Load the result types that live beside their operator on first use; ``Rate`` is
+    :data:`rxrealtime.billing.Rate`."""
+    import importlib
+
+    if name == "Rate":
+        return importlib.import_module("..billing", __name__).Rate
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
