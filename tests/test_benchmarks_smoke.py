@@ -101,6 +101,8 @@ def test_imports_suite_times_each_entry_point_in_a_fresh_interpreter(tmp_path: P
         "import rxrealtime",
         "import rxrealtime.protocol",
         "import rxrealtime.operators",
+        "rxrealtime.operators + a first operator",
+        "rxrealtime + a Session",
     ]
     light = [t for t in doc["targets"] if "loads no" in t["target"]]
     assert len(light) == 3 and all(t["met"] for t in light)  # which modules: not a timing
