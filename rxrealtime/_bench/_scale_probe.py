@@ -101,13 +101,15 @@ def snapshot() -> dict[str, Any]:
 
 
 def categorize(filename: str, function: str) -> str | None:
-    """The group of a profiled function; ``None`` for a built-in charged to its caller."""
+    """The group of a profiled function; ``None`` for one charged to its callers (a
+    built-in, or a helper shared by several groups)."""
     path = filename.replace("\\", "/")
     if filename == "~":
         return "av+codec" if "av." in function or "'av" in function else None
     if "/rxrealtime/" in path:
         if path.endswith("/rxrealtime/media.py"):
-            return "synthetic source"
+            # plane_arrays serves the synthetic source and the server's tint alike
+            return None if function == "plane_arrays" else "synthetic source"
         if path.endswith("/server/video.py"):
             return "generated video"
         return "rxrealtime"
@@ -144,7 +146,7 @@ class MainProfile:
             if group is not None:
                 totals[group] += own
                 continue
-            # a built-in: its time goes to each caller's group, as the callers split it
+            # charged to its callers' groups, as the callers split its time
             for (c_file, _, c_function), caller in callers.items():
                 c_group = categorize(c_file, c_function) or "asyncio+other"
                 totals[c_group] += caller[2]
