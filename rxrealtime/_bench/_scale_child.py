@@ -13,7 +13,7 @@ to the logs):
   crash;
 * ``["mark"]`` -> ``["mark", snapshot]``: CPU, RSS, CPU per thread group
   (:func:`._scale_probe.snapshot`), and frames received so far;
-* ``["profile", seconds]`` -> ``["profile", {"main": by group, "from": snapshot, "to":
+* ``["profile", seconds]`` -> ``["profile", {"main": {"groups", "top"}, "from": snapshot, "to":
   snapshot}]``: cProfile of the main thread over ``seconds``;
 * ``["arrivals"]`` -> ``["arrivals", [[session_id, seconds, arrived_ns], ...]]``: every
   tick received (``time.monotonic_ns``, the bench server's clock too);

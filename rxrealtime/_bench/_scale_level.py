@@ -166,8 +166,13 @@ async def measure_level(
             "server": _threads(marks[0][0], marks[-1][0], n),
         },
         "profile": {
-            "client": _shares(client_profile["main"]),
-            "server": _shares(server_profile["main"]),
+            "client": _shares(client_profile["main"]["groups"]),
+            "server": _shares(server_profile["main"]["groups"]),
+        },
+        "profile_top": {
+            "client": client_profile["main"]["top"],
+            "server": server_profile["main"]["top"],
+            "seconds": timing["profile_s"],
         },
         "errors": last["errors"],
         "error_count": last["error_count"],

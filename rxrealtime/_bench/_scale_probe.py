@@ -136,18 +136,31 @@ class MainProfile:
     def start(self) -> None:
         self._profile.enable()
 
-    def stop(self) -> dict[str, float]:
-        """Seconds of the main thread's own time per group (:data:`GROUPS`)."""
+    def stop(self, top: int = 12) -> dict[str, Any]:
+        """The main thread's own time: ``{"groups": seconds per group (:data:`GROUPS`),
+        "top": [[group, "module:function", seconds], ...]}``, the ``top`` costliest
+        functions by their own time (built-ins included, under their callers' group)."""
         self._profile.disable()
         stats: dict[Any, Any] = pstats.Stats(self._profile).stats  # type: ignore[attr-defined]
         totals = dict.fromkeys(GROUPS, 0.0)
+        functions: list[tuple[float, str, str]] = []
         for (filename, _, function), (_, _, own, _, callers) in stats.items():
             group = categorize(filename, function)
             if group is not None:
                 totals[group] += own
-                continue
-            # charged to its callers' groups, as the callers split its time
-            for (c_file, _, c_function), caller in callers.items():
-                c_group = categorize(c_file, c_function) or "asyncio+other"
-                totals[c_group] += caller[2]
-        return totals
+            else:
+                # charged to its callers' groups, as the callers split its time; listed
+                # under the group that spends most of it
+                most = 0.0
+                for (c_file, _, c_function), caller in callers.items():
+                    c_group = categorize(c_file, c_function) or "asyncio+other"
+                    totals[c_group] += caller[2]
+                    if group is None or caller[2] > most:
+                        group, most = c_group, caller[2]
+            module = filename.rsplit("/", 1)[-1].removesuffix(".py")
+            functions.append((own, group or "asyncio+other", f"{module}:{function}"))
+        functions.sort(reverse=True)
+        return {
+            "groups": totals,
+            "top": [[group, name, round(own, 4)] for own, group, name in functions[:top]],
+        }

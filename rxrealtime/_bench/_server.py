@@ -24,7 +24,7 @@ protocol's ceiling), so send times travel beside them, not in them.
   every billing tick the server sent since the last call, and the server's CPU time;
 * ``["mark"]`` -> ``["mark", snapshot]``: CPU, RSS and CPU per thread group
   (:func:`._scale_probe.snapshot`);
-* ``["profile", seconds]`` -> ``["profile", {"main": by group, "from": snapshot, "to":
+* ``["profile", seconds]`` -> ``["profile", {"main": {"groups", "top"}, "from": snapshot, "to":
   snapshot}]``: cProfile of the server's main thread over ``seconds``
   (:class:`._scale_probe.MainProfile`);
 * ``["stop"]``.
