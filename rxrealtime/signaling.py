@@ -249,8 +249,12 @@ class SignalingSocket:
                     except ProtocolError as exc:
                         errors.emit(exc)
                         continue
-                if messages.observers:
-                    messages.emit(frame)
+                tap = messages.deliver  # a lone tap (a tape recorder) is called directly
+                if tap is not None:
+                    try:
+                        tap(frame)
+                    except Exception as exc:
+                        messages.subscriber_failed(exc)
                 if type(frame) is tick_type:
                     seconds = frame.seconds  # type: ignore[union-attr]
                     if last and seconds - last <= step:

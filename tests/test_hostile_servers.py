@@ -213,7 +213,7 @@ async def test_a_text_frame_that_is_not_utf8_is_an_error_and_the_link_goes_on(ho
 # -- billing nonsense ----------------------------------------------------------------------
 
 
-async def test_a_lone_tick_subscriber_that_raises_is_reported_and_keeps_its_ticks(hostile) -> None:
+async def test_lone_subscribers_that_raise_are_reported_and_keep_their_frames(hostile) -> None:
     # One subscriber: the read loop calls it directly (no emit loop), so the loop itself
     # must isolate its failure, report it, and deliver the next ticks.
     async def ticks(ws: web.WebSocketResponse, n: int) -> None:
@@ -232,14 +232,20 @@ async def test_a_lone_tick_subscriber_that_raises_is_reported_and_keeps_its_tick
         if tick.seconds % 2:
             raise ValueError(f"odd tick {tick.seconds}")
 
+    def tap(frame: rt.protocol.ServerMessage) -> None:  # the lone `messages` subscriber
+        raise RuntimeError(f"tap {type(frame).__name__}")
+
     session.generation_ticks.subscribe(fussy)
+    session.messages.subscribe(tap)
     await session.connect()
     await wait_until(lambda: seen[-1:] == [6])
     await session.disconnect()
     assert seen == [1, 2, 3, 4, 5, 6]
     failures = [e for e in reported if isinstance(e, rt.SubscriberError)]
-    assert [f.stream for f in failures] == ["generation_ticks"] * 3
-    assert [str(f.error) for f in failures] == ["odd tick 1", "odd tick 3", "odd tick 5"]
+    ticks = [f for f in failures if f.stream == "generation_ticks"]
+    assert [str(f.error) for f in ticks] == ["odd tick 1", "odd tick 3", "odd tick 5"]
+    taps = [f for f in failures if f.stream == "messages"]
+    assert [str(f.error) for f in taps] == ["tap GenerationTick"] * 6
 
 
 async def test_ticks_that_jump_or_overflow_are_errors_and_never_billed(hostile) -> None:
