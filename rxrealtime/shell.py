@@ -155,7 +155,7 @@ class SessionShell:
 
     async def _run_link(self, link: Link, decision: ev.OpenLink) -> None:
         """Open one server session: socket, then image and prompt, then media."""
-        from .signaling import FrameRouter, checked_ticks
+        from .signaling import CheckedTicks, FrameRouter
 
         number = link.number
         clock = PhaseClock(self.streams, decision.attempt)
@@ -164,7 +164,7 @@ class SessionShell:
             clock.mark("websocket")
             media = link.media = self._new_media(number)
             handlers: dict[type, Callable[[Any], None]] = {
-                p.GenerationTick: checked_ticks(
+                p.GenerationTick: CheckedTicks(
                     self.streams.generation_ticks, self.streams.errors, self.options.max_tick_step_s
                 ),
                 p.QueuePosition: self.streams.queue_positions.emit,

@@ -25,7 +25,7 @@ from .exceptions import ConnectionLost, ProtocolError, RealtimeError, server_err
 from .policy import TickGuard
 from .streams import HotStream
 
-__all__ = ["CheckedTicks", "FrameRouter", "Signaling", "SignalingSocket", "checked_ticks"]
+__all__ = ["CheckedTicks", "FrameRouter", "Signaling", "SignalingSocket"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +67,8 @@ class CheckedTicks:
     The usual tick, a small step (or none) after the first, needs only a comparison:
     the guard's clock rule is consulted for the first tick and for steps above
     ``max_step_s``. The guard's state is per server session, so each link makes a new
-    one. The signaling read loop inlines the usual case (see :meth:`usual`); calling
-    the object handles every case.
+    one. The signaling read loop inlines the usual case (``last and seconds - last <=
+    step``, then ``stream.deliver``); calling the object handles every case.
     """
 
     __slots__ = ("errors", "guard", "step", "stream")
@@ -86,12 +86,6 @@ class CheckedTicks:
         # with an int is several times cheaper than with a float on the hot path.
         self.step: float = math.floor(max_step_s) if math.isfinite(max_step_s) else max_step_s
 
-    def usual(self, seconds: int) -> bool:
-        """Whether ``seconds`` is a usual tick, believed without the clock; the read loop
-        inlines this exact test (``last and seconds - last <= step``)."""
-        last = self.guard.last
-        return bool(last) and seconds - last <= self.step
-
     def __call__(self, frame: p.GenerationTick) -> None:
         guard, seconds = self.guard, frame.seconds
         last = guard.last
@@ -107,13 +101,6 @@ class CheckedTicks:
                 deliver(frame)
             except Exception as exc:
                 self.stream.subscriber_failed(exc)
-
-
-def checked_ticks(
-    ticks: HotStream[p.GenerationTick], errors: HotStream[RealtimeError], max_step_s: float
-) -> CheckedTicks:
-    """The tick handler of one server session (a :class:`CheckedTicks`)."""
-    return CheckedTicks(ticks, errors, max_step_s)
 
 
 class FrameRouter:
@@ -146,10 +133,6 @@ class FrameRouter:
         handler = self.handlers.get(type(frame))
         if handler is not None:
             handler(frame)
-
-
-class _NoLane:
-    """A type no frame has: the read loop's tick test when the router has no lane."""
 
 
 class SignalingSocket:
@@ -223,11 +206,10 @@ class SignalingSocket:
         ended = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED)
         limit = self._limit
         receive = ws.receive
-        # The tick lane, inlined: CheckedTicks.usual's test, then the stream's deliver.
-        # Without a lane, ticks go to their handler like any frame (``_NoLane`` is never
-        # a frame's type).
+        # The tick lane, inlined: CheckedTicks' usual case, then the stream's deliver.
+        # Without a lane, ticks go to their handler like any frame (no frame is None).
         lane = router.ticks
-        tick_type: type = p.GenerationTick if lane is not None else _NoLane
+        tick_type: type = p.GenerationTick if lane is not None else type(None)
         if lane is None:
             lane = CheckedTicks(HotStream("unused"), errors, 0.0)
         guard = lane.guard

@@ -29,7 +29,7 @@ from reactivex.subject import Subject
 
 from .. import protocol as p
 from ..session import Session
-from ..signaling import FrameRouter, checked_ticks
+from ..signaling import CheckedTicks, FrameRouter
 from ..streams import HotStream
 from ._common import Config, SuiteResult, interleaved, ratio_per_repeat, summary
 from ._frames import tick_frames, vendor_adapter
@@ -132,7 +132,7 @@ def _path_group(shape: str, frames: list[str]) -> Group:
     session = Session("ws://127.0.0.1:9", api_key="bench-key", model="mirage_v2")
     # The session's own routing for ticks (checked by its TickGuard, as on a link); the
     # read loop inlines FrameRouter.route.
-    checked = checked_ticks(session.generation_ticks, session.errors, max_step_s=60)
+    checked = CheckedTicks(session.generation_ticks, session.errors, max_step_s=60)
     handlers: dict[type, Callable[[Any], None]] = {p.GenerationTick: checked}
     dispatch = FrameRouter(handlers, session.messages, session.errors).route
 

@@ -76,6 +76,11 @@ class _Box:
         self.record = [] if record else None
         self.done = asyncio.get_running_loop().create_future()
 
+    def latencies(self, sent: dict[int, int]) -> list[float]:
+        """us from send to arrival of each recorded ``(arrival_ns, seconds)``."""
+        assert self.record is not None
+        return [(t - sent[seconds]) / 1e3 for t, seconds in self.record]
+
 
 class _Bare:
     """The limit: aiohttp's receive loop, discarding frames."""
@@ -139,8 +144,7 @@ class _Vendor(_Bare):
                 callback(event)
 
     def latencies(self, sent: dict[int, int]) -> list[float]:
-        assert self.box.record is not None
-        return [(t - sent[seconds]) / 1e3 for t, seconds in self.box.record]
+        return self.box.latencies(sent)
 
 
 class _Ours:
@@ -169,8 +173,7 @@ class _Ours:
         await self.session.connect()
 
     def latencies(self, sent: dict[int, int]) -> list[float]:
-        assert self.box.record is not None
-        return [(t - sent[seconds]) / 1e3 for t, seconds in self.box.record]
+        return self.box.latencies(sent)
 
     async def close(self) -> None:
         await self.session.disconnect()
