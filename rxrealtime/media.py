@@ -21,10 +21,34 @@ from reactivex import Observable
 
 from .exceptions import ConfigError
 
-__all__ = ["BorrowedTrack", "FrameStreamTrack", "SyntheticTrack", "plane_arrays", "record"]
+__all__ = [
+    "BorrowedTrack",
+    "FrameStreamTrack",
+    "SyntheticTrack",
+    "plane_arrays",
+    "record",
+    "rgb_to_yuv",
+]
 
 VIDEO_CLOCK_RATE = 90_000
 VIDEO_TIME_BASE = Fraction(1, VIDEO_CLOCK_RATE)
+
+# RGB (0-255) -> Y, U, V of BT.601 limited range, each row times (r, g, b) / 255 plus its
+# offset: what libswscale uses by default for rgb24 <-> yuv420p, so a receiver converting
+# back sees the RGB the sender meant. The synthetic pattern and the server's tint use it.
+_BT601 = ((65.481, 128.553, 24.966), (-37.797, -74.203, 112.0), (112.0, -93.786, -18.214))
+_BT601_OFFSET = (16, 128, 128)
+
+
+def rgb_to_yuv(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
+    """One RGB colour in yuv420p's own terms (BT.601 limited range, as libswscale)."""
+    return cast(
+        "tuple[int, int, int]",
+        tuple(
+            round(offset + sum(k * c for k, c in zip(row, rgb, strict=True)) / 255)
+            for row, offset in zip(_BT601, _BT601_OFFSET, strict=True)
+        ),
+    )
 
 
 class SyntheticTrack(MediaStreamTrack):
@@ -83,19 +107,21 @@ class SyntheticTrack(MediaStreamTrack):
         luma, u, v = plane_arrays(frame)
         # Each plane = row part + column part (+ the constant blue part), in uint8 with
         # no overflow: Y <= 94 + 129, U = [146, 184] - [0, 74], V = [119, 231] - [0, 94].
+        (yr, yg, yb), (ur, ug, ub), (vr, vg, vb) = _BT601
+        blue = 128
         np.add(
-            _u8(16 + 24.966 * 128 / 255 + 65.481 / 255 * red)[np.newaxis, :],
-            _u8(128.553 / 255 * green)[:, np.newaxis],
+            _u8(16 + (yb * blue + yr * red) / 255)[np.newaxis, :],
+            _u8(yg / 255 * green)[:, np.newaxis],
             out=luma,
         )
-        np.subtract(
-            _u8(128 + 112.0 * 128 / 255 - 37.797 / 255 * red_c)[np.newaxis, :],
-            _u8(74.203 / 255 * green_c)[:, np.newaxis],
+        np.subtract(  # ur and ug are negative
+            _u8(128 + (ub * blue + ur * red_c) / 255)[np.newaxis, :],
+            _u8(-ug / 255 * green_c)[:, np.newaxis],
             out=u,
         )
-        np.subtract(
-            _u8(128 - 18.214 * 128 / 255 + 112.0 / 255 * red_c)[np.newaxis, :],
-            _u8(93.786 / 255 * green_c)[:, np.newaxis],
+        np.subtract(  # vg and vb are negative
+            _u8(128 + (vb * blue + vr * red_c) / 255)[np.newaxis, :],
+            _u8(-vg / 255 * green_c)[:, np.newaxis],
             out=v,
         )
         x, y, side = self._square(index)

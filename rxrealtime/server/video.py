@@ -9,6 +9,7 @@ tint's Y, U and V is the RGB blend of :func:`transform_frame` up to rounding.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from typing import Protocol, cast
@@ -18,7 +19,7 @@ from aiortc import MediaStreamTrack
 from av import VideoFrame
 from av.video.reformatter import VideoReformatter
 
-from ..media import plane_arrays
+from ..media import plane_arrays, rgb_to_yuv
 
 __all__ = [
     "FrameSink",
@@ -36,14 +37,9 @@ def prompt_tint(prompt: str) -> tuple[int, int, int]:
     return (64 + digest[0] % 192, 64 + digest[1] % 192, 64 + digest[2] % 192)
 
 
-def tint_yuv(tint: tuple[int, int, int]) -> tuple[int, int, int]:
-    """The tint in yuv420p's own terms (BT.601, limited range: what libswscale uses by
-    default for rgb24 <-> yuv420p, so a receiver converting back sees ``tint``)."""
-    r, g, b = tint
-    y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
-    u = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
-    v = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
-    return (round(y), round(u), round(v))
+tint_yuv = functools.lru_cache(maxsize=64)(rgb_to_yuv)
+"""The tint in yuv420p's own terms (:func:`~rxrealtime.media.rgb_to_yuv`), cached: a
+generated track asks for it on every frame, and it changes only with the prompt."""
 
 
 def band_rows(height: int) -> int:
@@ -113,8 +109,6 @@ class GeneratedTrack(MediaStreamTrack):
         super().__init__()
         self._source = source
         self._session = session
-        self._tint: tuple[int, int, int] | None = None
-        self._yuv = (0, 0, 0)
         # Only for a source that is not yuv420p already (decoded VP8 and H.264 are): one
         # reformatter for the track's life, so libswscale's context is built once.
         self._reformatter: VideoReformatter | None = None
@@ -129,11 +123,8 @@ class GeneratedTrack(MediaStreamTrack):
             if self._reformatter is None:
                 self._reformatter = VideoReformatter()
             frame = self._reformatter.reformat(frame, format="yuv420p")
-        tint = self._session.tint
-        if tint != self._tint:  # the prompt changed: its Y, U, V once, not per frame
-            self._tint, self._yuv = tint, tint_yuv(tint)
         out = VideoFrame(frame.width, frame.height, "yuv420p")
-        transform_planes(plane_arrays(frame), self._yuv, plane_arrays(out))
+        transform_planes(plane_arrays(frame), tint_yuv(self._session.tint), plane_arrays(out))
         out.pts, out.time_base = frame.pts, frame.time_base
         return out
 
