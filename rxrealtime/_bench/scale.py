@@ -47,13 +47,9 @@ def _log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-async def _run(config: Config, result: SuiteResult, plan: list[tuple[Size, int]]) -> None:
-    windows = config.reps(full=3, quick=2)
-    timing = {
-        "settle_s": 1.0 if config.quick else 2.0,
-        "window_s": 1.5 if config.quick else 4.0,
-        "profile_s": max(GRACE_S, 1.0 if config.quick else 3.0),
-    }
+async def _run(
+    result: SuiteResult, plan: list[tuple[Size, int]], windows: int, timing: dict[str, float]
+) -> None:
     levels = []
     for size, k in plan:
         level = await measure_level(size, k, windows, TICK_INTERVAL_S, timing, _log)
@@ -62,7 +58,9 @@ async def _run(config: Config, result: SuiteResult, plan: list[tuple[Size, int]]
     result.extra["levels"] = levels
 
 
-def _targets(result: SuiteResult, levels: list[dict[str, Any]], codec: dict[str, Any]) -> None:
+def _targets(
+    result: SuiteResult, levels: list[dict[str, Any]], floors: dict[str, dict[str, Any] | None]
+) -> None:
     """The issue's targets at K=100; where the codec alone needs more than the machine's
     cores, the note carries that arithmetic (the bar is not lowered)."""
     cores = os.cpu_count() or 1
@@ -73,7 +71,7 @@ def _targets(result: SuiteResult, levels: list[dict[str, Any]], codec: dict[str,
         note = f"measured at K={top['k']}" if top else "not run in this configuration"
         if top and top["k"] < 100:
             note += "; K=100 only runs in a full run"
-        floor = codec_floor(codec.get(size.label), size, 100, cores)
+        floor = floors.get(size.label)
         if floor is not None and floor["cores_needed"] > cores:
             note += f"; codec arithmetic: {floor['text']}"
         full = bool(top) and top["k"] >= 100
@@ -110,6 +108,11 @@ def run(config: Config) -> SuiteResult:
     sizes = (SMALL,) if config.quick else (DEFAULT, SMALL)
     ks = (1, 3) if config.quick else (1, 10, 50, 100)
     windows = config.reps(full=3, quick=2)
+    timing = {
+        "settle_s": 1.0 if config.quick else 2.0,
+        "window_s": 1.5 if config.quick else 4.0,
+        "profile_s": max(GRACE_S, 1.0 if config.quick else 3.0),
+    }
     result = SuiteResult(
         suite="scale",
         title="scale: K concurrent sessions, fresh client and server processes per level",
@@ -119,7 +122,7 @@ def run(config: Config) -> SuiteResult:
             f"Per level (video size x K), a fresh embedded server process (tick every "
             f"{TICK_INTERVAL_S} s) and a fresh client process holding K Sessions "
             "(SyntheticTrack, default options), all K connecting at once; "
-            f"{windows} measurement windows of {1.5 if config.quick else 4.0} s after a "
+            f"{windows} measurement windows of {timing['window_s']:g} s after a "
             "settling pause are the repeats. CPU is each process's CPU time per session "
             "per wall second; RSS per session is (RSS of the client process after "
             "connecting - before any session) / K; tick latency from the server's send "
@@ -134,20 +137,20 @@ def run(config: Config) -> SuiteResult:
         ms = codec[size.label]
         for op in ("encode", "decode"):
             result.row(f"VP8 {op}, one {size.label.split('@')[0]} frame", "ms", ms[op])
-    plan = [(size, k) for size in sizes for k in ks]
-    asyncio.run(_run(config, result, plan))
-    levels = result.extra["levels"]
     cores = os.cpu_count() or 1
+    floors = {size.label: codec_floor(codec[size.label], size, 100, cores) for size in sizes}
     for size in sizes:
-        floor = codec_floor(codec[size.label], size, 100, cores)
+        floor = floors[size.label]
         if floor is not None:
-            stat = {"median": floor["cores_needed"], "min": floor["cores_needed"]}
+            need = floor["cores_needed"]
             result.row(
                 f"codec floor, 100 sessions at {size.label}",
                 f"cores (of {cores})",
-                {**stat, "max": floor["cores_needed"], "n": 1},
+                {"median": need, "min": need, "max": need, "n": 1},
                 note=floor["text"],
             )
-    _targets(result, levels, codec)
+    plan = [(size, k) for size in sizes for k in ks]
+    asyncio.run(_run(result, plan, windows, timing))
+    _targets(result, result.extra["levels"], floors)
     result.elapsed_s = time.perf_counter() - started
     return result
