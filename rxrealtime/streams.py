@@ -77,10 +77,13 @@ class HotStream(Observable[T], Generic[T]):
         self.deliver: Callable[[T], Any] | None = None
         """What a hot path calls with a value, rebuilt on (un)subscribe: ``None`` with no
         subscriber; with exactly one, its own ``on_next`` (for a plain callback, the user's
-        function: no loop and no extra frame); else :meth:`emit`. The caller isolates a
-        failure as :meth:`emit` does: ``except Exception as exc: subscriber_failed(exc)``."""
+        function: no loop and no extra frame); else :meth:`emit`, and always :meth:`emit`
+        for a stream whose ``emit`` does more (:class:`StateStream`, :class:`LatestStream`
+        keep the value). The caller isolates a failure as :meth:`emit` does:
+        ``except Exception as exc: subscriber_failed(exc)``."""
         self._completed = False
         self._on_subscriber_error = on_subscriber_error or _log_subscriber_error
+        self._set_observers(())
 
     def __repr__(self) -> str:
         return f"<HotStream {self.name!r} subscribers={len(self.observers)}>"
@@ -127,7 +130,9 @@ class HotStream(Observable[T], Generic[T]):
 
     def _set_observers(self, observers: tuple[abc.ObserverBase[T], ...]) -> None:
         self.observers = observers
-        if not observers:
+        if type(self).emit is not HotStream.emit:  # its emit does more (keeps the value)
+            self.deliver = self.emit
+        elif not observers:
             self.deliver = None
         elif len(observers) == 1:
             self.deliver = observers[0].on_next

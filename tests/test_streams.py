@@ -79,6 +79,21 @@ def test_deliver_follows_the_subscribers() -> None:
     assert stream.deliver is None and stream.observers == ()
 
 
+def test_deliver_of_a_stream_that_keeps_its_value_is_always_emit() -> None:
+    # A hot path that calls deliver must not skip what StateStream/LatestStream keep.
+    state: StateStream[int] = StateStream("state", 0)
+    latest: LatestStream[int] = LatestStream("latest")
+    for stream in (state, latest):
+        assert stream.deliver == stream.emit
+        seen: list[int] = []
+        stream.subscribe(seen.append)
+        assert stream.deliver == stream.emit
+    assert state.deliver is not None and latest.deliver is not None
+    state.deliver(5)
+    latest.deliver(7)
+    assert state.value == 5 and latest.latest == 7
+
+
 def test_raising_operator_in_a_pipeline_is_isolated() -> None:
     reported: list[Exception] = []
     stream: HotStream[int] = HotStream("s", lambda name, exc: reported.append(exc))
