@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from rxrealtime.bench import main
+from rxrealtime.cli.bench import main
 
 raise SystemExit(main())

@@ -12,10 +12,9 @@ load only when a session connects or the server starts.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .exceptions import (
     AckTimeout,
     AuthError,
@@ -76,6 +75,11 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(f"{__name__}.{module_name}"), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    """What ``dir(rxrealtime)`` and completion show: the lazy names too, before first use."""
+    return sorted({*globals(), *__all__})
 
 
 __all__ = [

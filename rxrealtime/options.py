@@ -12,10 +12,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from . import __version__
+from ._version import __version__
 from .exceptions import ConfigError
-from .media_transport import TRANSPORTS
 from .quality import QualityThresholds
+from .transports.base import TRANSPORTS
 
 __all__ = ["IceServer", "ReconnectPolicy", "SessionOptions", "default_user_agent"]
 

@@ -2,8 +2,8 @@
 
 :class:`Session` is the conductor. It owns the streams (they exist from ``Session(...)``
 on, so a subscriber registered before ``connect()`` sees everything the connection
-emits), feeds the :class:`~rxrealtime.core.SessionCore` what happens, and carries out
-what the core decides with the shell: :class:`~rxrealtime.link.Link` (one server
+emits), feeds the :class:`~rxrealtime.core.machine.SessionCore` what happens, and carries out
+what the core decides with the shell: :class:`~rxrealtime.asyncio.link.Link` (one server
 session's socket and media), timers and the futures that user calls await. Every rule
 (retries, permanent errors, acks, when streams complete) lives in the core.
 """
@@ -17,25 +17,25 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from . import events as ev
 from . import protocol as p
-from .core import SessionCore
-from .events import ConnectionState, SessionInfo
+from .asyncio.shell import SessionShell
+from .core import events as ev
+from .core.machine import SessionCore
+from .core.policy import CoreConfig, make_jitter
 from .exceptions import ConfigError, register_secret
 from .inputs import ImageInput, check_prompt, load_image
-from .media_transport import TRANSPORTS, MediaTransport
 from .models import ModelDefinition, resolve_model
 from .options import SessionOptions, build_options
-from .policy import CoreConfig, make_jitter
 from .roles import Role, Streaming, Viewing, ViewingRoom
 from .session_streams import AckLatency, SessionStreams
-from .shell import SessionShell
+from .states import ConnectionState, SessionInfo
+from .transports.base import TRANSPORTS, MediaTransport
 from .urls import build_url, is_loopback_host, redact
 
 if TYPE_CHECKING:
     from reactivex.scheduler.eventloop import AsyncIOScheduler
 
-    from .signaling import Signaling
+    from .asyncio.signaling import Signaling
 
 
 __all__ = ["AckLatency", "ConnectionState", "Session", "SessionInfo", "Subscriber"]
@@ -129,12 +129,12 @@ class Session(SessionStreams):
     def _make_signaling(self, base: str) -> Signaling:
         """A WebSocket, or for a LiveKit viewer the watch-stream request (no socket)."""
         if isinstance(self.role, ViewingRoom):
-            from .watch_stream import WatchStreamSignaling
+            from .asyncio.watch_stream import WatchStreamSignaling
 
             key = self.options.api_key.get_secret_value()
             room = self.role.room.room_name
             return WatchStreamSignaling(base, room, key, redact=self._redact)
-        from .signaling import SignalingSocket
+        from .asyncio.signaling import SignalingSocket
 
         o = self.options
         return SignalingSocket(self._url, describe=self.url, max_frame_bytes=o.max_frame_bytes,

@@ -20,9 +20,9 @@ import msgspec
 
 from . import protocol as p
 from .diagnostics import Diagnostic
-from .events import ConnectionState, SessionInfo
 from .exceptions import RealtimeError, SubscriberError
 from .quality import ConnectionQuality, SessionStats
+from .states import ConnectionState, SessionInfo
 from .streams import HotStream, LatestStream, StateStream
 
 __all__ = ["AckLatency", "SessionStreams"]

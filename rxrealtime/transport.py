@@ -1,5 +1,5 @@
 """Compatibility names: URL helpers (:mod:`rxrealtime.urls`) and ICE helpers
-(:mod:`rxrealtime.ice`), which lived here in 0.1.
+(:mod:`rxrealtime.transports.ice`), which lived here in 0.1.
 
 The ICE names load aiortc on first access only, so importing this module stays cheap.
 """
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .urls import build_url, is_loopback_host, normalize_base_url, redact, redact_url
 
 if TYPE_CHECKING:
-    from .ice import (
+    from .transports.ice import (
         candidate_from_wire,
         candidate_to_wire,
         create_peer_connection,
@@ -36,7 +36,7 @@ _ICE_NAMES = {"candidate_from_wire", "candidate_to_wire", "create_peer_connectio
 
 def __getattr__(name: str) -> Any:
     if name in _ICE_NAMES:
-        from . import ice
+        from .transports import ice
 
         return getattr(ice, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,7 +20,7 @@ from typing import NoReturn
 
 import pytest
 
-from rxrealtime.livekit_server import BUILD_HINT, find_livekit_binary
+from rxrealtime.server.livekit_server import BUILD_HINT, find_livekit_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 VENDOR_REQUIREMENT = "decart[realtime]==0.2.4"

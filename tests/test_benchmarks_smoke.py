@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from rxrealtime import cli
-from rxrealtime.bench import Config, exit_code, run_suites, summary_table
+from rxrealtime.cli.bench import Config, exit_code, run_suites, summary_table
 
 
 def _check_doc(doc: dict, out: Path) -> None:

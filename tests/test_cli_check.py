@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest_livekit import require_livekit
 
-from rxrealtime.livekit_server import free_port
+from rxrealtime.server.livekit_server import free_port
 
 CLI = [sys.executable, "-m", "rxrealtime.cli"]
 

@@ -6,7 +6,7 @@ import json
 
 import rxrealtime as rt
 from rxrealtime.connectivity import check_connectivity, render
-from rxrealtime.livekit_server import free_port
+from rxrealtime.server.livekit_server import free_port
 
 
 async def test_a_reachable_server_with_the_right_key_passes_every_step(server) -> None:

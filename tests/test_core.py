@@ -10,9 +10,8 @@ import pytest
 
 import rxrealtime as rt
 from rxrealtime import protocol as p
-from rxrealtime.acks import AckBook
-from rxrealtime.core import TRANSITIONS, SessionCore, transition_table
-from rxrealtime.events import (
+from rxrealtime.core.acks import AckBook
+from rxrealtime.core.events import (
     AckTimedOut,
     CancelTimer,
     CloseForGood,
@@ -32,7 +31,8 @@ from rxrealtime.events import (
     StartTimer,
     TimerFired,
 )
-from rxrealtime.policy import CoreConfig, retryable
+from rxrealtime.core.machine import TRANSITIONS, SessionCore, transition_table
+from rxrealtime.core.policy import CoreConfig, retryable
 
 S = rt.ConnectionState
 DELAYS = (0.5, 1.0, 2.0)
@@ -478,7 +478,7 @@ def test_losses_outside_the_budget_window_are_forgiven() -> None:
 def test_close_codes_say_what_they_mean_and_which_are_final(
     code: int | None, permanent: bool, text: str
 ) -> None:
-    from rxrealtime.policy import close_error
+    from rxrealtime.core.policy import close_error
 
     error = close_error(code)
     assert error.permanent is permanent and text in str(error)
@@ -486,7 +486,7 @@ def test_close_codes_say_what_they_mean_and_which_are_final(
 
 
 def test_tick_guard_refuses_jumps_faster_than_time_but_passes_late_and_stalled_ticks() -> None:
-    from rxrealtime.policy import TickGuard
+    from rxrealtime.core.policy import TickGuard
 
     guard = TickGuard(max_step_s=60)
     assert guard.admits(1, 0.0) and guard.admits(2, 1.0)
@@ -527,7 +527,7 @@ def test_reconnect_attempts_and_the_reconnect_are_diagnostics() -> None:
 def test_jitter_spreads_the_waits_of_two_sessions() -> None:
     import random
 
-    from rxrealtime.policy import make_jitter
+    from rxrealtime.core.policy import make_jitter
 
     waits = []
     for seed in (1, 2):
@@ -540,7 +540,7 @@ def test_jitter_spreads_the_waits_of_two_sessions() -> None:
 def test_decorrelated_jitter_grows_but_stays_under_its_cap() -> None:
     import random
 
-    from rxrealtime.policy import make_jitter
+    from rxrealtime.core.policy import make_jitter
 
     jitter = make_jitter("decorrelated", random.Random(7), cap_s=4.0)
     waits = [jitter(1.0) for _ in range(20)]

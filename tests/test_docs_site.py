@@ -45,9 +45,9 @@ def operator_functions() -> set[str]:
 
 def test_the_version_is_declared_once_and_read_everywhere() -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    assert "version" not in pyproject["project"], "the version lives in rxrealtime/__init__.py"
+    assert "version" not in pyproject["project"], "the version lives in rxrealtime/_version.py"
     assert "version" in pyproject["project"]["dynamic"]
-    assert pyproject["tool"]["hatch"]["version"]["path"] == "rxrealtime/__init__.py"
+    assert pyproject["tool"]["hatch"]["version"]["path"] == "rxrealtime/_version.py"
     assert rt.__version__ == public_api.read_version()  # what hatchling and the docs read
 
 

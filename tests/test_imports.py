@@ -59,7 +59,8 @@ def test_the_server_and_media_load_on_first_use() -> None:
 def test_import_does_not_patch_aioice() -> None:
     code = (
         "import aioice.ice\noriginal = aioice.ice.get_host_addresses\nimport rxrealtime\n"
-        "import rxrealtime.ice\nassert aioice.ice.get_host_addresses is original, 'patched'"
+        "import rxrealtime.transports.ice\n"
+        "assert aioice.ice.get_host_addresses is original, 'patched'"
     )
     loaded_after(code)  # raises CalledProcessError if the assertion fails
 
@@ -67,7 +68,7 @@ def test_import_does_not_patch_aioice() -> None:
 def test_loopback_gathering_is_installed_on_first_use_and_scoped() -> None:
     from aioice import ice as aioice_ice
 
-    from rxrealtime.ice import gather_on_loopback
+    from rxrealtime.transports.ice import gather_on_loopback
 
     with gather_on_loopback():
         assert aioice_ice.get_host_addresses(use_ipv4=True, use_ipv6=True) == ["127.0.0.1"]

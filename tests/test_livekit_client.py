@@ -19,7 +19,7 @@ from conftest_livekit import require_livekit
 
 import rxrealtime as rt
 from rxrealtime import protocol as p
-from rxrealtime.livekit_server import LiveKitServer, free_port
+from rxrealtime.server.livekit_server import LiveKitServer, free_port
 
 KEY = "sk-live-LiveKitClient-0a1b2c3d"
 SECRET = "lk-secret-0123456789abcdef0123456789abcdef"

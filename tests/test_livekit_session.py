@@ -11,7 +11,7 @@ from conftest_livekit import require_livekit
 
 import rxrealtime as rt
 from rxrealtime import operators as rto
-from rxrealtime.transport_livekit import LivekitTransport
+from rxrealtime.transports.livekit import LivekitTransport
 
 S = rt.ConnectionState
 FAST = rt.ReconnectPolicy(initial_delay_s=0.05, max_delay_s=0.2)

@@ -412,7 +412,7 @@ def test_example_fleet_nats_runs_a_multi_process_fleet() -> None:
 
 @pytest.mark.timeout(60)
 def test_bench_nats_quick_runs_and_reports_beside_the_in_process_fleet(tmp_path: Path) -> None:
-    from rxrealtime.bench import Config, run_suites
+    from rxrealtime.cli.bench import Config, run_suites
 
     (doc,) = run_suites(["nats"], Config(quick=True, repeats=1), tmp_path, log=print)
     assert (tmp_path / "nats.json").is_file()

@@ -15,7 +15,7 @@ from conftest import Recorder, wait_until
 import rxrealtime as rt
 from rxrealtime import operators as rto
 from rxrealtime import protocol as p
-from rxrealtime.transport_aiortc import AiortcTransport
+from rxrealtime.transports.aiortc import AiortcTransport
 
 S = rt.ConnectionState
 FAST_RETRY = rt.ReconnectPolicy(initial_delay_s=0.05, max_delay_s=0.2)

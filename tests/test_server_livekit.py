@@ -28,7 +28,7 @@ from conftest_livekit import require_livekit
 
 import rxrealtime as rt
 from rxrealtime import protocol as p
-from rxrealtime.livekit_server import BINARY_ENV, LiveKitServer, find_livekit_binary
+from rxrealtime.server.livekit_server import BINARY_ENV, LiveKitServer, find_livekit_binary
 from rxrealtime.server.video import prompt_tint
 
 pytestmark = pytest.mark.timeout(60)
@@ -318,7 +318,7 @@ async def test_drop_room_fault_removes_the_client_from_its_room(
 
 
 async def test_queue_fault_also_holds_an_aiortc_answer() -> None:
-    from rxrealtime.ice import create_peer_connection, gather_on_loopback
+    from rxrealtime.transports.ice import create_peer_connection, gather_on_loopback
 
     faults = rt.Faults(queue_for_s=0.4)
     async with rt.serve_embedded(tick_interval_s=0.2, faults=faults) as srv:

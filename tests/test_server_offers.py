@@ -11,7 +11,7 @@ import aiohttp
 from aiortc import RTCPeerConnection
 
 import rxrealtime as rt
-from rxrealtime.ice import gather_on_loopback
+from rxrealtime.transports.ice import gather_on_loopback
 
 
 async def next_frame(ws: aiohttp.ClientWebSocketResponse[bool], *types: str) -> dict[str, Any]:

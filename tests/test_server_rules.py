@@ -9,7 +9,6 @@ from typing import Any, cast
 from aiortc import RTCPeerConnection
 
 from rxrealtime import protocol as p
-from rxrealtime.ice import CandidateBuffer
 from rxrealtime.server.clock import (
     TickLedger,
     bad_frames_due,
@@ -18,6 +17,7 @@ from rxrealtime.server.clock import (
 )
 from rxrealtime.server.peer import Attach, ServerPeer
 from rxrealtime.server.settings import Faults, ServerSettings
+from rxrealtime.transports.ice import CandidateBuffer
 
 # -- the ledger: drops, stalls, billing ----------------------------------------------
 

@@ -423,7 +423,7 @@ async def test_connect_phases_are_timed_on_diagnostics(make_session) -> None:
 
 @pytest.mark.parametrize("codec", ["h264", "vp8"])
 async def test_the_preferred_codec_is_the_one_negotiated(make_session, codec: str) -> None:
-    from rxrealtime.transport_aiortc import AiortcTransport
+    from rxrealtime.transports.aiortc import AiortcTransport
 
     session = make_session(preferred_codec=codec)
     async with session.connect(local_track=rt.media.SyntheticTrack(96, 64, fps=10)):

@@ -20,8 +20,8 @@ import rxrealtime as rt
 from rxrealtime import operators as rto
 from rxrealtime import protocol as p
 from rxrealtime.diagnostics import Reconnected
-from rxrealtime.events import SessionInfo
 from rxrealtime.exceptions import register_secret
+from rxrealtime.states import SessionInfo
 from rxrealtime.tapes import Replay, TapeError
 from rxrealtime.tapes.format import (
     LinkRecord,
@@ -328,7 +328,7 @@ async def test_a_real_time_replay_at_high_speed_keeps_tape_time(tmp_path: Path) 
 
 
 def test_the_tapes_bench_suite_runs(tmp_path: Path) -> None:
-    from rxrealtime.bench import Config, run_suites
+    from rxrealtime.cli.bench import Config, run_suites
 
     (doc,) = run_suites(["tapes"], Config(quick=True, repeats=1), tmp_path, log=print)
     rows = {row["name"]: row["median"] for row in doc["rows"]}

@@ -374,7 +374,7 @@ async def test_watch_with_web_budget_alerts_and_stop_at_budget(server: rt.Embedd
 
     from rich.console import Console
 
-    from rxrealtime.cli import run_watch
+    from rxrealtime.cli.main import run_watch
 
     out = io.StringIO()
     watching = asyncio.ensure_future(
@@ -404,7 +404,7 @@ async def test_watch_stops_a_session_nobody_changes_or_watches(server: rt.Embedd
 
     from rich.console import Console
 
-    from rxrealtime.cli import run_watch
+    from rxrealtime.cli.main import run_watch
 
     out = io.StringIO()
     watching = asyncio.ensure_future(

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from reactivex.disposable import CompositeDisposable
 
-from .. import __version__
+from .._version import __version__
 from ..billing import Rate
 from ..diagnostics import Reconnected
 from ..exceptions import ConfigError, RealtimeError

@@ -27,9 +27,9 @@ from nats.aio.msg import Msg
 
 from .. import protocol as p
 from ..billing import Rate, resolve_rate, to_decimal
-from ..events import ConnectionState
 from ..exceptions import ConfigError, ProtocolError, RealtimeError
 from ..fleet import FleetTotals, Keyed
+from ..states import ConnectionState
 from ..streams import HotStream, StateStream
 from ._pull import PullLoop
 from ._store import Checkpoint, open_consumer

@@ -38,9 +38,9 @@ from typing import Annotated
 
 import msgspec
 
-from ..events import ConnectionState
 from ..exceptions import ConfigError, ProtocolError
 from ..protocol import MAX_BILLED_SECONDS
+from ..states import ConnectionState
 
 __all__ = [
     "KINDS",

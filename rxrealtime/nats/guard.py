@@ -21,8 +21,8 @@ from typing import Any
 from nats.aio.client import Client
 
 from ..billing import Rate, to_decimal
-from ..events import ConnectionState
 from ..exceptions import ConfigError
+from ..states import ConnectionState
 from .control import send_stop
 from .frames import StopCommand, Subjects
 from .ledger import FleetLedger, Member

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from ..events import ConnectionState
+from ..states import ConnectionState
 from .frames import EndedFrame, EventFrame, StateFrame, TickFrame
 
 __all__ = ["Applied", "FleetLedger", "Member", "MemberRecord", "SeenSeqs"]

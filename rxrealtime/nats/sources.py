@@ -12,8 +12,8 @@ from typing import Any, Protocol
 from reactivex import Observable
 
 from .. import protocol as p
-from ..events import ConnectionState, SessionInfo
 from ..exceptions import RealtimeError
+from ..states import ConnectionState, SessionInfo
 from .frames import subject_token
 
 __all__ = ["PublishSource", "SessionKey", "default_worker", "model_of"]

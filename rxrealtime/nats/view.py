@@ -22,9 +22,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ..events import ConnectionState
 from ..exceptions import RealtimeError
 from ..fleet import FleetTotals, Keyed
+from ..states import ConnectionState
 from .aggregator import NatsFleet
 from .frames import StopCommand
 

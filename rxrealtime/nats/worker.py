@@ -19,10 +19,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..events import ConnectionState
 from ..options import ReconnectPolicy
 from ..server import serve_embedded
 from ..session import Session
+from ..states import ConnectionState
 from .connection import connect
 from .control import obey
 from .publisher import publish

@@ -1,7 +1,7 @@
 """The embedded server's LiveKit side: a LiveKit server, its RoomService, tokens, rooms.
 
 By default :class:`LivekitRooms` starts a local livekit-server on free loopback ports
-(:mod:`rxrealtime.livekit_server`, a random API secret) and stops it with the embedded
+(:mod:`rxrealtime.server.livekit_server`, a random API secret) and stops it with the embedded
 server; ``ServerSettings.livekit_url/key/secret`` name an existing one instead. Each
 session that sends ``livekit_join`` gets a :class:`SessionRoom`: a room made with the
 RoomService API, an access token for the client (publish and subscribe, that room
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from .. import protocol as p
 from ..exceptions import ConfigError, register_secret
-from ..livekit_server import (
+from .livekit_server import (
     BUILD_HINT,
     DEV_KEY,
     LiveKitServer,

@@ -17,7 +17,12 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from .. import protocol as p
 from ..exceptions import ProtocolError
-from ..ice import CandidateBuffer, candidate_from_wire, create_peer_connection, gather_on_loopback
+from ..transports.ice import (
+    CandidateBuffer,
+    candidate_from_wire,
+    create_peer_connection,
+    gather_on_loopback,
+)
 from ..urls import is_loopback_host
 
 if TYPE_CHECKING:

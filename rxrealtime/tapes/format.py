@@ -17,8 +17,9 @@ from typing import IO, Any, NamedTuple, cast
 
 import msgspec
 
-from .. import __version__, exceptions
+from .. import exceptions
 from .. import protocol as p
+from .._version import __version__
 from ..exceptions import ConnectionLost, RealtimeError, SubscriberError, redact_secrets
 from ..models import ModelDefinition
 

@@ -11,13 +11,13 @@ from typing import Any
 
 import msgspec
 
-from .. import __version__
 from .. import diagnostics as dg
 from .. import protocol as p
-from ..events import ConnectionState, SessionInfo
+from .._version import __version__
 from ..exceptions import ProtocolError
 from ..quality import ConnectionQuality, SessionStats
 from ..session_streams import AckLatency
+from ..states import ConnectionState, SessionInfo
 from .format import (
     FORMAT_VERSION,
     ErrorRecord,

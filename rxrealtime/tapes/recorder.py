@@ -28,10 +28,10 @@ from typing import IO, Any
 from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
 
 from .. import protocol as p
-from ..events import ConnectionState
 from ..exceptions import ConfigError, ConnectionLost, ProtocolError, RealtimeError
 from ..models import ModelDefinition
 from ..session_streams import SessionStreams
+from ..states import ConnectionState
 from .format import (
     LinkRecord,
     ModelInfo,

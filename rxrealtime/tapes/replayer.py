@@ -25,10 +25,10 @@ from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.testing.recorded import Recorded
 
 from .. import protocol as p
-from ..events import ConnectionState, SessionInfo
 from ..exceptions import ConfigError
 from ..models import ModelDefinition
 from ..session_streams import SessionStreams
+from ..states import ConnectionState, SessionInfo
 from .format import Record, TapeError
 from .reader import Tape, load
 

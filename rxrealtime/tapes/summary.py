@@ -15,8 +15,8 @@ from typing import Any
 
 from .. import protocol as p
 from ..billing import BillingClock
-from ..events import SessionInfo
 from ..exceptions import RealtimeError
+from ..states import SessionInfo
 from .format import LinkRecord, Record
 from .reader import Tape
 

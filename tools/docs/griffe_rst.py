@@ -6,7 +6,7 @@ package is loaded:
 
 * a role naming a public object (one the API reference renders) becomes an autorefs
   link to the place the reference renders it, so the link works and is checked;
-* a role naming an object that exists but is not public (``rxrealtime.core.SessionCore``)
+* a role naming an object that exists but is not public (``rxrealtime.core.machine.SessionCore``)
   becomes plain code: the reference does not document it;
 * a role naming nothing at all stays a link to that name, which the ``--strict`` build
   reports as an unresolved reference: a renamed or removed name fails the build;

@@ -67,11 +67,11 @@ def page_of(module: str) -> str:
 
 
 def read_version() -> str:
-    """``__version__`` of ``rxrealtime/__init__.py``, read as hatchling reads it (no import)."""
-    text = (ROOT / "rxrealtime" / "__init__.py").read_text(encoding="utf-8")
+    """``__version__`` of ``rxrealtime/_version.py``, read as hatchling reads it (no import)."""
+    text = (ROOT / "rxrealtime" / "_version.py").read_text(encoding="utf-8")
     match = re.search(r'^__version__\s*=\s*["\']([^"\']+)["\']', text, re.MULTILINE)
     if match is None:
-        raise RuntimeError("rxrealtime/__init__.py has no __version__ = '...' line")
+        raise RuntimeError("rxrealtime/_version.py has no __version__ = '...' line")
     return match.group(1)
 
 

@@ -1,0 +1,320 @@
+"""The asyncio side of a session: carries out what the session core decides.
+
+The core (:mod:`rxrealtime.core.machine`) says "open link 3", "start the retry timer",
+"fail ack 7"; this shell does it with tasks, timers and futures, and feeds back what
+happens (a link came up, a socket closed, a timer fired, a control frame arrived). It
+decides nothing itself: there is no rule here that a test could only see with a socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from .. import protocol as p
+from ..core import events as ev
+from ..core.machine import SessionCore
+from ..core.policy import close_error
+from ..exceptions import ConnectionLost, RealtimeError, SessionClosed
+from ..options import SessionOptions
+from ..quality import StatsSampler, assess
+from ..session_streams import AckLatency, SessionStreams
+from ..states import ConnectionState
+from ..transports.base import MediaContext, MediaTransport, load_transport
+from .timings import PhaseClock, StallWatch
+
+if TYPE_CHECKING:
+    from .link import Link
+    from .signaling import Signaling
+
+__all__ = ["CONTROL_FRAMES", "SessionShell"]
+
+logger = logging.getLogger(__name__)
+
+#: Control frames go to the core; ticks and queue positions go straight to their streams.
+CONTROL_FRAMES = (p.SessionIdMessage, p.PromptAck, p.SetImageAck, p.GenerationStarted,
+                  p.GenerationEnded, p.ErrorMessage, p.LivekitRoomInfo)  # fmt: skip
+
+
+def _both(
+    first: Callable[[p.ServerMessage], None], then: Callable[[p.ServerMessage], None]
+) -> Callable[[p.ServerMessage], None]:
+    def handle(frame: p.ServerMessage) -> None:
+        first(frame)
+        then(frame)
+
+    return handle
+
+
+class SessionShell:
+    """Links, timers and waiting callers of one session; see the module docstring.
+
+    ``url`` is the signaling URL with its secrets (what the socket dials); ``describe``
+    the same without them (what errors and logs say).
+    """
+
+    def __init__(
+        self, core: SessionCore, streams: SessionStreams, options: SessionOptions, *,
+        url: str, describe: str, loopback: bool, redact: Callable[[str], str],
+        make_signaling: Callable[[], Signaling], view_only: bool = False,
+    ) -> None:  # fmt: skip
+        self.core, self.streams, self.options = core, streams, options
+        self.streams_by_name = streams.streams
+        self.url, self.describe, self.loopback, self.redact = url, describe, loopback, redact
+        self.make_signaling, self.view_only = make_signaling, view_only
+        self.links: dict[int, Link] = {}
+        self.frames_received = 0
+        self.local_track: Any = None
+        self.closing: asyncio.Task[None] | None = None
+        self._teardowns: set[asyncio.Task[None]] = set()
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._acks: dict[int, asyncio.Future[Any]] = {}
+        self._connected: asyncio.Future[None] | None = None
+        stall_s = options.video_stall_s
+        self.stall_watch = StallWatch(streams, stall_s) if stall_s else None
+        self._appliers: dict[type[ev.Decision], Callable[[Any], None]] = {
+            ev.SetState: self._set_state, ev.Emit: self._emit, ev.OpenLink: self._open_link,
+            ev.CloseLink: self._close_link, ev.StartTimer: self._start_timer,
+            ev.CancelTimer: self._cancel_timer, ev.SettleAck: self._settle, ev.FailAck: self._fail,
+            ev.ConnectFinished: self._connect_finished, ev.CloseForGood: self._close_for_good,
+        }  # fmt: skip
+
+    @property
+    def current_link(self) -> Link | None:
+        return self.links.get(self.core.link or 0)
+
+    def feed(self, event: ev.Event) -> None:
+        """An event from the shell; the core's answer is carried out at once."""
+        try:
+            decisions = self.core.feed(event)
+        except RealtimeError:  # a shell event the table refuses is our bug: say so
+            logger.exception("session core refused %r", event)
+            return
+        self.apply(decisions)
+
+    def apply(self, decisions: list[ev.Decision]) -> None:
+        for decision in decisions:
+            self._appliers[type(decision)](decision)
+
+    async def connect(
+        self, local_track: Any, prompt: tuple[str, bool] | None, image: str | None
+    ) -> None:
+        if self.core.closed:
+            raise SessionClosed("this session was disconnected; create a new Session")
+        decisions = self.core.feed(ev.ConnectRequested(prompt, image))  # raises if not idle
+        self.local_track = local_track
+        self._connected = connected = asyncio.get_running_loop().create_future()
+        self.apply(decisions)
+        try:
+            await asyncio.shield(connected)
+        except asyncio.CancelledError:
+            if not connected.done() and self.core.state is ConnectionState.CONNECTING:
+                self.feed(ev.ConnectAborted())
+            raise
+
+    async def request(
+        self, kind: str, message: p.ClientMessage, remember: object, link_number: int | None = None
+    ) -> Any:
+        key = message.prompt if isinstance(message, p.PromptMessage) else None
+        ack, decisions = self.core.request(kind, key, remember, link=link_number)
+        future = self._acks[ack.id] = asyncio.get_running_loop().create_future()
+        self.apply(decisions)
+        link = self.links[self.core.link or 0]
+        started = time.perf_counter()
+        try:
+            await self._send(link, message)
+            frame = await future
+        finally:
+            if self._acks.pop(ack.id, None) is not None and not future.done():
+                self.apply(self.core.abandon(ack.id))  # never sent, or the caller gave up
+        self.streams.ack_latencies.emit(
+            AckLatency(kind=kind, seconds=time.perf_counter() - started)
+        )
+        return frame
+
+    # -- carrying out decisions ----------------------------------------------------
+
+    def _set_state(self, decision: ev.SetState) -> None:
+        logger.info("session state %s", decision.state)
+        self.streams.connection_changes.emit(decision.state)
+
+    def _emit(self, decision: ev.Emit) -> None:
+        self.streams_by_name[decision.stream].emit(decision.value)
+
+    def _open_link(self, decision: ev.OpenLink) -> None:
+        from .link import Link  # the I/O shell loads on first use (aiohttp)
+
+        link = self.links[decision.link] = Link(decision.link, self.make_signaling())
+        link.start_opening(self._run_link(link, decision))
+
+    async def _run_link(self, link: Link, decision: ev.OpenLink) -> None:
+        """Open one server session: socket, then image and prompt, then media."""
+        from .signaling import CheckedTicks, FrameRouter
+
+        number = link.number
+        clock = PhaseClock(self.streams, decision.attempt)
+        try:
+            await link.socket.open()
+            clock.mark("websocket")
+            media = link.media = self._new_media(number)
+            handlers: dict[type, Callable[[Any], None]] = {
+                p.GenerationTick: CheckedTicks(
+                    self.streams.generation_ticks, self.streams.errors, self.options.max_tick_step_s
+                ),
+                p.QueuePosition: self.streams.queue_positions.emit,
+            }
+            control = self._control(number)
+            handlers.update({kind: control for kind in CONTROL_FRAMES})
+            for kind in media.handles:  # the media first, then the core if it wants it too
+                handlers[kind] = (
+                    _both(media.on_frame, handlers[kind]) if kind in handlers else (media.on_frame)
+                )
+            router = FrameRouter(handlers, self.streams.messages, self.streams.errors)
+            lost = self._lost(number)
+            link.start_reading(router, lambda code: lost(close_error(code)))
+            if decision.image is not None:
+                message = p.SetImageMessage(image_data=decision.image)
+                await self.request("image", message, None, number)
+            if decision.prompt is not None:
+                text, enhance = decision.prompt
+                await self.request("prompt", p.PromptMessage(text, enhance), None, number)
+            await media.start()
+            clock.mark("media")
+        except RealtimeError as exc:
+            clock.dispose()
+            self.feed(ev.LinkDown(number, exc, time.monotonic()))
+        except Exception as exc:  # e.g. aiortc rejecting an SDP: still transient
+            clock.dispose()
+            error = ConnectionLost(f"attempt {decision.attempt} failed: {exc!r}")
+            self.feed(ev.LinkDown(number, error, time.monotonic()))
+        except BaseException:
+            clock.dispose()
+            raise
+        else:
+            link.on_close(clock.dispose)
+            if self.options.stats_interval_s:
+                sampling = self._sample_stats(media, self.options.stats_interval_s)
+                link.on_close(sampling.cancel)
+            if self.stall_watch is not None and self.options.transport != "none":
+                self.stall_watch.start()
+            self.feed(ev.LinkUp(number, time.monotonic()))
+
+    def _new_media(self, number: int) -> MediaTransport:
+        st = self.streams
+        context = MediaContext(
+            send=partial(self._send, self.links[number]), lost=self._lost(number),
+            problem=st.errors.emit, track_received=st.remote_tracks.emit,
+            frame_received=self._count_frame, local_track=self.local_track,
+            ice_servers=[s.as_dict() for s in self.options.ice_servers],
+            loopback=self.loopback, preferred_codec=self.options.preferred_codec,
+            view_only=self.view_only, media_timeout_s=self.options.connect_timeout_s / 2,
+        )  # fmt: skip
+        return load_transport(self.options.transport)(context)
+
+    async def _send(self, link: Link, message: p.ClientMessage) -> None:
+        """Every client frame leaves through here, and is published on ``sent``."""
+        await link.socket.send(message)
+        if self.streams.sent.observers:
+            self.streams.sent.emit(message)
+
+    def _count_frame(self, frame: Any) -> None:
+        self.frames_received += 1
+        self.streams.frames.emit(frame)
+
+    def _sample_stats(self, media: MediaTransport, interval: float) -> asyncio.Task[None]:
+        """Every ``interval``, while anyone watches: stats, raw stats and the quality."""
+        st = self.streams
+
+        async def loop() -> None:
+            sampler = StatsSampler()
+            while True:
+                await asyncio.sleep(interval)
+                if not (st.stats.observers or st.quality.observers or st.raw_stats.observers):
+                    continue
+                counters, raw = await media.sample()
+                counters = msgspec.structs.replace(counters, frames_received=self.frames_received)
+                watch = self.stall_watch
+                freezes = watch.freezes if watch else (0, 0.0, False)
+                stats = sampler.sample(counters, time.monotonic(), freezes=freezes[0],
+                                       freeze_s=freezes[1], frozen=freezes[2])  # fmt: skip
+                if raw is not None:
+                    st.raw_stats.emit(raw)
+                if stats is not None:
+                    st.stats.emit(stats)
+                    verdict = assess(stats, self.options.quality_thresholds)
+                    latest = st.quality.latest
+                    if latest is None or (latest.level, latest.limiting) != (
+                        verdict.level,
+                        verdict.limiting,
+                    ):
+                        st.quality.emit(verdict)
+
+        return asyncio.ensure_future(loop())
+
+    def _control(self, number: int) -> Callable[[p.ServerMessage], None]:
+        return lambda frame: self.feed(ev.FrameReceived(number, frame))
+
+    def _lost(self, number: int) -> Callable[[RealtimeError], None]:
+        return lambda error: self.feed(ev.LinkDown(number, error, time.monotonic()))
+
+    def _close_link(self, decision: ev.CloseLink) -> None:
+        link = self.links.pop(decision.link, None)
+        if link is not None:
+            task = link.close(decision.drain_s)
+            self._teardowns.add(task)
+            task.add_done_callback(self._teardowns.discard)
+
+    def _start_timer(self, decision: ev.StartTimer) -> None:
+        self._cancel_timer(ev.CancelTimer(decision.name))
+        loop = asyncio.get_running_loop()
+        self._timers[decision.name] = loop.call_later(
+            decision.delay_s, self._fire, decision.name, decision.fire
+        )
+
+    def _cancel_timer(self, decision: ev.CancelTimer) -> None:
+        handle = self._timers.pop(decision.name, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _fire(self, name: str, event: ev.Event) -> None:
+        self._timers.pop(name, None)
+        self.feed(event)
+
+    def _settle(self, decision: ev.SettleAck) -> None:
+        future = self._acks.get(decision.ack)
+        if future is not None and not future.done():
+            future.set_result(decision.frame)
+
+    def _fail(self, decision: ev.FailAck) -> None:
+        future = self._acks.get(decision.ack)
+        if future is not None and not future.done():
+            future.set_exception(decision.error)
+
+    def _connect_finished(self, decision: ev.ConnectFinished) -> None:
+        future = self._connected
+        if future is None or future.done():
+            return
+        if decision.error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(decision.error)
+
+    def _close_for_good(self, decision: ev.CloseForGood) -> None:
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        if self.stall_watch is not None:
+            self.stall_watch.stop()
+        self.closing = asyncio.ensure_future(self._finish())
+
+    async def _finish(self) -> None:
+        """Wait for every teardown, then complete the streams (``errors`` last)."""
+        while self._teardowns:
+            await asyncio.gather(*self._teardowns, return_exceptions=True)
+        self.streams.complete_streams()

@@ -1,0 +1,242 @@
+"""Media through a LiveKit room: the service's current negotiation.
+
+The socket stays what it is (prompts, acks, ticks, errors); instead of an SDP offer the
+client sends ``livekit_join``, the server answers (after any ``queue_position``) with
+``livekit_room_info``, and the client joins that room with LiveKit's own SDK
+(``pip install 'rxrealtime[livekit]'``), publishes its video and subscribes to the video
+of the participant whose identity starts with ``inference-server-``. Frames cross the
+seam as ``av.VideoFrame`` both ways, so ``session.frames`` looks the same whichever
+transport runs. A room that disconnects is a lost link: the session core decides
+whether to reconnect, exactly as for a dropped peer connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+from .. import protocol as p
+from ..exceptions import (
+    ConfigError,
+    ConnectionLost,
+    ProtocolError,
+    RedactingFilter,
+    register_secret,
+)
+from .base import MediaContext, MediaTransport
+
+__all__ = ["GENERATED_IDENTITY_PREFIX", "LivekitTransport", "load_livekit"]
+
+logger = logging.getLogger(__name__)
+
+GENERATED_IDENTITY_PREFIX = "inference-server-"
+"""The participant whose video track is the generated video."""
+
+MIN_FRAME_SIDE = 16
+"""Frames smaller than this are codec artefacts (an ending H264 track yields 2x2 ones),
+and handing one to a LiveKit video source aborts the process inside libwebrtc: they are
+dropped both ways."""
+
+
+def load_livekit() -> Any:
+    """``livekit.rtc``, or a clear error naming the extra that installs it.
+
+    LiveKit's SDK logs a refused access token whole: its logger gets our redacting
+    filter, so tokens (registered as secrets) never reach a log line.
+    """
+    try:
+        from livekit import rtc
+    except ImportError:
+        raise ConfigError(
+            "the LiveKit transport needs LiveKit's SDK: pip install 'rxrealtime[livekit]'"
+        ) from None
+    sdk_logger = logging.getLogger("livekit")
+    if not any(isinstance(f, RedactingFilter) for f in sdk_logger.filters):
+        sdk_logger.addFilter(RedactingFilter())
+    return rtc
+
+
+class LivekitTransport(MediaTransport):
+    """One link's LiveKit room; see the module docstring."""
+
+    handles = (p.LivekitRoomInfo,)
+
+    def __init__(self, context: MediaContext) -> None:
+        super().__init__(context)
+        self.rtc = load_livekit()
+        self.room: Any = None
+        """The joined ``livekit.rtc.Room``, once :meth:`start` got that far."""
+        self.room_info: p.LivekitRoomInfo | None = None
+        self._info: asyncio.Future[p.LivekitRoomInfo] | None = None
+        self._generated: asyncio.Future[Any] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._connecting: asyncio.Future[Any] | None = None
+        self._closing = False
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._info, self._generated = loop.create_future(), loop.create_future()
+        if not self.context.view_only:  # a viewer's credentials come from watch-stream
+            await self.context.send(p.LivekitJoin())
+        info = await self._info  # queue positions arrive meanwhile, on their stream
+        self.room = room = self.rtc.Room(loop=loop)
+        room.on("track_subscribed", self._on_track_subscribed)
+        room.on("disconnected", self._on_disconnected)
+        # Never cancel a room connect half-way: LiveKit's native side then waits for a
+        # "ready" that never comes and kills the process about 15 s later. The connect
+        # runs as its own task; a cancelled start() leaves it to finish, close() waits.
+        self._connecting = asyncio.ensure_future(room.connect(info.livekit_url, info.token))
+        try:
+            await asyncio.shield(self._connecting)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # rtc.ConnectError, a refused or expired token, a bad URL
+            raise ConnectionLost(
+                f"cannot join LiveKit room {info.room_name!r} at {info.livekit_url}: {exc}"
+            ) from None
+        if self.context.local_track is not None and not self.context.view_only:
+            await self._publish(self.context.local_track)
+        for participant in room.remote_participants.values():  # already there before us
+            for publication in participant.track_publications.values():
+                if publication.track is not None:
+                    self._on_track_subscribed(publication.track, publication, participant)
+        wait = self.context.media_timeout_s
+        try:
+            await asyncio.wait_for(asyncio.shield(self._generated), wait)
+        except asyncio.TimeoutError:
+            raise ConnectionLost(
+                f"joined LiveKit room {info.room_name!r}, but no {GENERATED_IDENTITY_PREFIX}* "
+                f"participant published video within {wait:g} s"
+            ) from None
+
+    def on_frame(self, frame: p.ServerMessage) -> None:
+        if not isinstance(frame, p.LivekitRoomInfo) or self._info is None:
+            return
+        register_secret(frame.token)  # the token lets anyone into the room
+        problem = _check_room_info(frame)
+        if problem is not None:
+            if not self._info.done():
+                self._info.set_exception(ProtocolError(problem, p.encode(frame)))
+            return
+        self.room_info = frame
+        if not self._info.done():
+            self._info.set_result(frame)
+
+    async def close(self) -> None:
+        self._closing = True
+        for future in (self._info, self._generated):
+            if future is not None and not future.done():
+                future.cancel()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        connecting = self._connecting
+        if connecting is not None:
+            if not connecting.done():
+                await asyncio.wait([connecting], timeout=30)  # see start(): never cancel
+            if connecting.done() and not connecting.cancelled():
+                connecting.exception()  # retrieved: start() reported a failed connect
+        if self.room is not None:
+            await self.room.disconnect()
+
+    # -- the room --------------------------------------------------------------------
+
+    def _on_track_subscribed(self, track: Any, publication: Any, participant: Any) -> None:
+        rtc = self.rtc
+        if track.kind != rtc.TrackKind.KIND_VIDEO:
+            return
+        if not participant.identity.startswith(GENERATED_IDENTITY_PREFIX):
+            return
+        self.context.track_received(track)
+        self._spawn(self._pump_generated(track))
+        if self._generated is not None and not self._generated.done():
+            self._generated.set_result(track)
+
+    def _on_disconnected(self, reason: Any = None) -> None:
+        if self._closing:
+            return
+        name = _reason_name(self.rtc, reason)
+        error = ConnectionLost(f"LiveKit room disconnected ({name})")
+        if self._generated is not None and not self._generated.done():
+            self._generated.set_exception(error)
+        self.context.lost(error)
+
+    async def _publish(self, track: Any) -> None:
+        """Pump the user's track (``av.VideoFrame`` from ``recv()``) into a video source."""
+        rtc = self.rtc
+        first = await track.recv()
+        while min(first.width, first.height) < MIN_FRAME_SIDE:
+            first = await track.recv()
+        source = rtc.VideoSource(first.width, first.height)
+        local = rtc.LocalVideoTrack.create_video_track("camera", source)
+        codec = rtc.VideoCodec.VP8 if self.context.preferred_codec == "vp8" else rtc.VideoCodec.H264
+        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, video_codec=codec)
+        await self.room.local_participant.publish_track(local, options)
+        source.capture_frame(_to_livekit(rtc, first))
+        self._spawn(self._pump_local(track, source))
+
+    async def _pump_local(self, track: Any, source: Any) -> None:
+        from aiortc.mediastreams import MediaStreamError
+
+        rtc = self.rtc
+        try:
+            while True:
+                frame = await track.recv()
+                if min(frame.width, frame.height) >= MIN_FRAME_SIDE:
+                    source.capture_frame(_to_livekit(rtc, frame))
+        except MediaStreamError:
+            pass
+
+    async def _pump_generated(self, track: Any) -> None:
+        rtc = self.rtc
+        stream = rtc.VideoStream(track, format=rtc.VideoBufferType.I420)
+        emit = self.context.frame_received
+        try:
+            async for event in stream:
+                if min(event.frame.width, event.frame.height) >= MIN_FRAME_SIDE:
+                    emit(_to_av(rtc, event.frame))
+        finally:
+            await stream.aclose()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _check_room_info(info: p.LivekitRoomInfo) -> str | None:
+    """Why a ``livekit_room_info`` is unusable, or ``None``."""
+    parts = urlsplit(info.livekit_url)
+    if parts.scheme not in ("ws", "wss", "http", "https") or not parts.hostname:
+        return f"livekit_room_info has an unusable livekit_url {info.livekit_url!r}"
+    if not info.token or not info.room_name:
+        return "livekit_room_info lacks a token or a room name"
+    return None
+
+
+def _reason_name(rtc: Any, reason: Any) -> str:
+    try:
+        return str(rtc.DisconnectReason.Name(reason))
+    except (ValueError, TypeError):
+        return str(reason)
+
+
+def _to_livekit(rtc: Any, frame: Any) -> Any:
+    """An ``av.VideoFrame`` as a LiveKit I420 frame (planes packed, no colour math)."""
+    yuv = frame.to_ndarray(format="yuv420p")  # (h * 3 / 2, w), contiguous planes
+    return rtc.VideoFrame(frame.width, frame.height, rtc.VideoBufferType.I420, yuv.tobytes())
+
+
+def _to_av(rtc: Any, frame: Any) -> Any:
+    """A LiveKit frame as an ``av.VideoFrame`` (yuv420p), the type aiortc's frames have."""
+    import numpy as np
+    from av import VideoFrame
+
+    if frame.type != rtc.VideoBufferType.I420:
+        frame = frame.convert(rtc.VideoBufferType.I420)
+    w, h = frame.width, frame.height
+    yuv = np.frombuffer(frame.data, dtype=np.uint8)[: w * h * 3 // 2].reshape(h * 3 // 2, w)
+    return VideoFrame.from_ndarray(yuv, format="yuv420p")
