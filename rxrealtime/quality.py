@@ -29,6 +29,7 @@ __all__ = [
     "ConnectionQuality",
     "MediaCounters",
     "QualityThresholds",
+    "QualityWatch",
     "SessionStats",
     "StatsSampler",
     "assess",
@@ -163,3 +164,26 @@ def assess(stats: SessionStats, thresholds: QualityThresholds | None = None) -> 
         packet_loss=stats.packet_loss,
         inbound_fps=stats.inbound_fps,
     )
+
+
+class QualityWatch:
+    """The one on-change rule of quality verdicts, shared by ``session.quality`` and the
+    :func:`~rxrealtime.operators.quality` operator, so both publish exactly when the
+    level or the limiting factor changes: a verdict's figures move with every sample,
+    and a stream of unchanged verdicts would only be noise to a dashboard or an alert.
+    """
+
+    __slots__ = ("_key", "thresholds")
+
+    def __init__(self, thresholds: QualityThresholds | None = None) -> None:
+        self.thresholds = thresholds
+        self._key: tuple[Level, str | None] | None = None
+
+    def update(self, stats: SessionStats) -> ConnectionQuality | None:
+        """The verdict for ``stats`` if it differs from the last one published, else None."""
+        verdict = assess(stats, self.thresholds)
+        key = (verdict.level, verdict.limiting)
+        if key == self._key:
+            return None
+        self._key = key
+        return verdict

@@ -10,6 +10,7 @@ from rxrealtime.quality import (
     ConnectionQuality,
     MediaCounters,
     QualityThresholds,
+    QualityWatch,
     SessionStats,
     StatsSampler,
     assess,
@@ -85,3 +86,13 @@ def test_the_quality_operator_emits_on_change_only_in_virtual_time() -> None:
         (260, "good", None),
     ]
     assert isinstance(result.messages[0].value.value, ConnectionQuality)
+
+
+def test_the_watch_publishes_a_verdict_only_when_level_or_limiting_factor_changes() -> None:
+    """The rule behind both ``session.quality`` (the shell) and the operator above."""
+    watch = QualityWatch(QualityThresholds(rtt_s=(0.1, 0.2, 0.3)))
+    seen = [watch.update(s) for s in (stats(), stats(rtt_s=0.01), stats(rtt_s=0.15),
+                                      stats(rtt_s=0.16), stats(packet_loss=0.03), stats())]  # fmt: skip
+    got = [(v.level, v.limiting) if v else None for v in seen]
+    assert got == [("good", None), None, ("fair", "rtt"), None, ("fair", "packet_loss"),
+                   ("good", None)]  # fmt: skip

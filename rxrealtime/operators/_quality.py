@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from ..quality import ConnectionQuality, QualityThresholds, SessionStats, assess
+from ..quality import ConnectionQuality, QualityThresholds, QualityWatch, SessionStats
 
 
 def quality_(
@@ -17,13 +16,11 @@ def quality_(
             observer: abc.ObserverBase[ConnectionQuality],
             scheduler: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
-            last: list[Any] = []
+            watch = QualityWatch(thresholds)  # one per subscription: its own "last"
 
             def on_next(stats: SessionStats) -> None:
-                verdict = assess(stats, thresholds)
-                key = (verdict.level, verdict.limiting)
-                if not last or last[0] != key:
-                    last[:] = [key]
+                verdict = watch.update(stats)
+                if verdict is not None:
                     observer.on_next(verdict)
 
             subscription = source.subscribe(
