@@ -91,8 +91,9 @@ def test_the_quality_operator_emits_on_change_only_in_virtual_time() -> None:
 def test_the_watch_publishes_a_verdict_only_when_level_or_limiting_factor_changes() -> None:
     """The rule behind both ``session.quality`` (the shell) and the operator above."""
     watch = QualityWatch(QualityThresholds(rtt_s=(0.1, 0.2, 0.3)))
-    seen = [watch.update(s) for s in (stats(), stats(rtt_s=0.01), stats(rtt_s=0.15),
-                                      stats(rtt_s=0.16), stats(packet_loss=0.03), stats())]  # fmt: skip
+    samples = [stats(), stats(rtt_s=0.01), stats(rtt_s=0.15), stats(rtt_s=0.16),
+               stats(packet_loss=0.03), stats()]  # fmt: skip
+    seen = [watch.update(s) for s in samples]
     got = [(v.level, v.limiting) if v else None for v in seen]
     assert got == [("good", None), None, ("fair", "rtt"), None, ("fair", "packet_loss"),
                    ("good", None)]  # fmt: skip
