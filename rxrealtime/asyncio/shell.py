@@ -23,7 +23,7 @@ from ..core.machine import SessionCore
 from ..core.policy import close_error
 from ..exceptions import ConnectionLost, RealtimeError, SessionClosed
 from ..options import SessionOptions
-from ..quality import StatsSampler, assess
+from ..quality import QualityWatch, StatsSampler
 from ..session_streams import AckLatency, SessionStreams
 from ..states import ConnectionState
 from ..transports.base import MediaContext, MediaTransport, load_transport
@@ -76,6 +76,7 @@ class SessionShell:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._acks: dict[int, asyncio.Future[Any]] = {}
         self._connected: asyncio.Future[None] | None = None
+        self.quality_watch = QualityWatch(options.quality_thresholds)  # across links
         stall_s = options.video_stall_s
         self.stall_watch = StallWatch(streams, stall_s) if stall_s else None
         self._appliers: dict[type[ev.Decision], Callable[[Any], None]] = {
@@ -247,12 +248,8 @@ class SessionShell:
                     st.raw_stats.emit(raw)
                 if stats is not None:
                     st.stats.emit(stats)
-                    verdict = assess(stats, self.options.quality_thresholds)
-                    latest = st.quality.latest
-                    if latest is None or (latest.level, latest.limiting) != (
-                        verdict.level,
-                        verdict.limiting,
-                    ):
+                    verdict = self.quality_watch.update(stats)
+                    if verdict is not None:
                         st.quality.emit(verdict)
 
         return asyncio.ensure_future(loop())

@@ -15,7 +15,7 @@ import inspect
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import aiohttp
@@ -25,7 +25,7 @@ from ..core.policy import TickGuard
 from ..exceptions import ConnectionLost, ProtocolError, RealtimeError, server_error
 from ..streams import HotStream
 
-__all__ = ["CheckedTicks", "FrameRouter", "Signaling", "SignalingSocket"]
+__all__ = ["CheckedTicks", "FrameRouter", "Signaling", "SignalingSocket", "read_frames"]
 
 logger = logging.getLogger(__name__)
 
@@ -193,76 +193,16 @@ class SignalingSocket:
             raise ConnectionLost(f"cannot send on the signaling socket: {exc}") from None
 
     async def read(self, router: FrameRouter) -> None:
-        """The hot path: receive, decode, route, until the socket closes.
+        """The hot path (:func:`read_frames`) on this socket, until it closes.
 
-        Everything per frame is bound to a local first and routing is inlined;
-        ``ws.receive()`` is called directly because ``async for`` adds a frame per message.
+        ``ws.receive()`` is handed over directly because ``async for`` adds a frame per
+        message.
         """
         ws = self._ws
         assert ws is not None
-        decode, errors, messages = p.decode_unchecked, router.errors, router.messages
-        handler_for = router.handlers.get
-        text, binary = aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY
-        ended = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED)
-        limit = self._limit
-        receive = ws.receive
-        # The tick lane, inlined: CheckedTicks' usual case, then the stream's deliver.
-        # Without a lane, ticks go to their handler like any frame (no frame is None).
-        lane = router.ticks
-        tick_type: type = p.GenerationTick if lane is not None else type(None)
-        if lane is None:
-            lane = CheckedTicks(HotStream("unused"), errors, 0.0)
-        guard = lane.guard
-        ticks: HotStream[Any] = lane.stream  # Any: the loop's frame is the union type
-        step = lane.step
-        last = guard.last  # the guard's mark, mirrored here; synced around lane() calls
-        while True:
-            msg = await receive()
-            kind, data, _ = msg
-            if kind is text:
-                if len(data) > limit:
-                    errors.emit(ProtocolError(f"frame of {len(data)} bytes exceeds {limit}", data))
-                    continue
-                try:
-                    frame = decode(data)
-                except Exception:  # rare: p.decode turns it into the ProtocolError
-                    try:
-                        frame = p.decode(data)
-                    except ProtocolError as exc:
-                        errors.emit(exc)
-                        continue
-                tap = messages.deliver  # a lone tap (a tape recorder) is called directly
-                if tap is not None:
-                    try:
-                        tap(frame)
-                    except Exception as exc:
-                        messages.subscriber_failed(exc)
-                if type(frame) is tick_type:
-                    seconds = frame.seconds  # type: ignore[union-attr]
-                    if last and seconds - last <= step:
-                        if seconds > last:
-                            last = seconds
-                        deliver = ticks.deliver
-                        if deliver is not None:
-                            try:
-                                deliver(frame)
-                            except Exception as exc:
-                                ticks.subscriber_failed(exc)
-                    else:
-                        guard.last = last
-                        lane(frame)  # type: ignore[arg-type]
-                        last = guard.last
-                    continue
-                handler = handler_for(type(frame))
-                if handler is not None:
-                    handler(frame)
-            elif kind is binary:
-                errors.emit(ProtocolError("binary frame; frames must be JSON text", data))
-            elif kind in ended:
-                guard.last = last
-                return
-            elif kind is aiohttp.WSMsgType.ERROR:
-                errors.emit(self._socket_error(data or ws.exception()))
+        await read_frames(
+            ws.receive, router, self._limit, lambda data: self._socket_error(data or ws.exception())
+        )
 
     def _socket_error(self, exc: BaseException | None) -> ProtocolError:
         """Say what broke the socket; aiohttp's own text is often just a number."""
@@ -303,3 +243,81 @@ class SignalingSocket:
                 await asyncio.wait_for(closing.close(), 5.0)
             except (asyncio.TimeoutError, Exception) as exc:
                 logger.warning("closing %s failed: %r", type(closing).__name__, exc)
+
+
+async def read_frames(
+    receive: Callable[[], Awaitable[Any]],  # aiohttp.WSMessage-shaped: (kind, data, extra)
+    router: FrameRouter,
+    limit: int,
+    socket_error: Callable[[Any], RealtimeError],
+) -> None:
+    """The hot path: receive, decode, route, until the socket closes.
+
+    Everything per frame is bound to a local first and :meth:`FrameRouter.route` is
+    inlined, with the usual case of the tick lane (:class:`CheckedTicks`): that logic
+    stands twice, here and in those two, for speed. It is one function of what
+    ``receive`` returns, so a test feeds it any sequence of messages and checks that
+    it decides exactly as ``FrameRouter.route`` does (``tests/asyncio``).
+    ``socket_error`` turns an ERROR message's data into the error to publish.
+    """
+    decode, errors, messages = p.decode_unchecked, router.errors, router.messages
+    handler_for = router.handlers.get
+    text, binary = aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY
+    ended = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED)
+    # The tick lane, inlined: CheckedTicks' usual case, then the stream's deliver.
+    # Without a lane, ticks go to their handler like any frame (no frame is None).
+    lane = router.ticks
+    tick_type: type = p.GenerationTick if lane is not None else type(None)
+    if lane is None:
+        lane = CheckedTicks(HotStream("unused"), errors, 0.0)
+    guard = lane.guard
+    ticks: HotStream[Any] = lane.stream  # Any: the loop's frame is the union type
+    step = lane.step
+    last = guard.last  # the guard's mark, mirrored here; synced around lane() calls
+    while True:
+        msg = await receive()
+        kind, data, _ = msg
+        if kind is text:
+            if len(data) > limit:
+                errors.emit(ProtocolError(f"frame of {len(data)} bytes exceeds {limit}", data))
+                continue
+            try:
+                frame = decode(data)
+            except Exception:  # rare: p.decode turns it into the ProtocolError
+                try:
+                    frame = p.decode(data)
+                except ProtocolError as exc:
+                    errors.emit(exc)
+                    continue
+            tap = messages.deliver  # a lone tap (a tape recorder) is called directly
+            if tap is not None:
+                try:
+                    tap(frame)
+                except Exception as exc:
+                    messages.subscriber_failed(exc)
+            if type(frame) is tick_type:
+                seconds = frame.seconds  # type: ignore[union-attr]
+                if last and seconds - last <= step:
+                    if seconds > last:
+                        last = seconds
+                    deliver = ticks.deliver
+                    if deliver is not None:
+                        try:
+                            deliver(frame)
+                        except Exception as exc:
+                            ticks.subscriber_failed(exc)
+                else:
+                    guard.last = last
+                    lane(frame)  # type: ignore[arg-type]
+                    last = guard.last
+                continue
+            handler = handler_for(type(frame))
+            if handler is not None:
+                handler(frame)
+        elif kind is binary:
+            errors.emit(ProtocolError("binary frame; frames must be JSON text", data))
+        elif kind in ended:
+            guard.last = last
+            return
+        elif kind is aiohttp.WSMsgType.ERROR:
+            errors.emit(socket_error(data))
