@@ -1,4 +1,4 @@
-"""The livekit-server launcher, for the scripts here: ``rxrealtime/livekit_server.py``.
+"""The livekit-server launcher, for the scripts here: ``rxrealtime/server/livekit_server.py``.
 
 That module is the one implementation (the embedded server and the tests use it); it is
 loaded here by path, standard library only, so smoke.py and vendor_e2e.py run in any venv,
@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-_PATH = Path(__file__).resolve().parents[2] / "rxrealtime" / "livekit_server.py"
+_PATH = Path(__file__).resolve().parents[2] / "rxrealtime" / "server" / "livekit_server.py"
 _spec = importlib.util.spec_from_file_location("rxrealtime_livekit_server", _PATH)
 assert _spec is not None and _spec.loader is not None
 _launcher = importlib.util.module_from_spec(_spec)
