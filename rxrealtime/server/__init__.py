@@ -8,9 +8,10 @@ the totals stay whole numbers. :class:`Faults` switches misbehaviour on for test
 
 One module a job: :mod:`.settings` (settings and fault switches), :mod:`.clock` (the
 billing clock and its rules), :mod:`.video` (the generated track), :mod:`.peer` and
-:mod:`.sessions` (each WebSocket client), :mod:`.app` (the aiohttp app). LiveKit mode
-(``media="livekit"``) adds :mod:`.livekit_rooms` (the LiveKit server, tokens, one room per
-session) and :mod:`.livekit_video` (the server's generating participant in each room).
+:mod:`.sessions` (each WebSocket client), :mod:`.context` (what a client may reach of
+the server), :mod:`.app` (the aiohttp app). LiveKit mode (``media="livekit"``) adds
+:mod:`.livekit_rooms` (the LiveKit server, tokens, one room per session) and
+:mod:`.livekit_video` (the server's generating participant in each room).
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ it also runs the LiveKit side (:mod:`.livekit_rooms`) and answers
 
 Everything a test steers from outside (settings, faults, counters, raw frames, drops,
 send observers) is reached through :class:`EmbeddedServer`, never through a session.
+Each client is handed the server as a :class:`~.context.ServerContext` (which
+:class:`EmbeddedServer` satisfies, checked by mypy where it passes itself), so the
+clients never import this module and the app alone knows them all.
 """
 
 from __future__ import annotations

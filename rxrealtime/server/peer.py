@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -24,9 +23,7 @@ from ..transports.ice import (
     gather_on_loopback,
 )
 from ..urls import is_loopback_host
-
-if TYPE_CHECKING:
-    from .app import EmbeddedServer
+from .context import PeerContext
 
 __all__ = ["Attach", "ServerPeer"]
 
@@ -40,7 +37,7 @@ what it returns runs once the offer is applied (to add the tracks to send)."""
 class ServerPeer:
     """One WebSocket client of the server (a streaming client or a view-only subscriber)."""
 
-    def __init__(self, server: EmbeddedServer, ws: web.WebSocketResponse) -> None:
+    def __init__(self, server: PeerContext, ws: web.WebSocketResponse) -> None:
         self.server = server
         self.ws = ws
         self.pc: RTCPeerConnection | None = None

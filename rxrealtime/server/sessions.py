@@ -15,7 +15,6 @@ import logging
 import random
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiortc import MediaStreamTrack, RTCPeerConnection
@@ -24,12 +23,10 @@ from .. import protocol as p
 from ..media import SyntheticTrack
 from ..options import MAX_PROMPT_CHARS
 from .clock import TickLedger, run_billing_clock
+from .context import ServerContext
 from .livekit_rooms import SessionRoom
 from .peer import ServerPeer
 from .video import GeneratedTrack, prompt_tint
-
-if TYPE_CHECKING:
-    from .app import EmbeddedServer
 
 __all__ = ["QUEUE_STEP_S", "SendObserver", "ServerSession", "ViewerSession"]
 
@@ -45,9 +42,11 @@ SendObserver = Callable[["ServerSession", p.ServerMessage], None]
 class ServerSession(ServerPeer):
     """A streaming client's server session: prompt, generated video and billing clock."""
 
+    server: ServerContext[ServerSession]  # more of the server than signaling alone needs
+
     def __init__(
         self,
-        server: EmbeddedServer,
+        server: ServerContext[ServerSession],
         ws: web.WebSocketResponse,
         model: str,
         transport: asyncio.Transport | None = None,
@@ -319,8 +318,10 @@ class ServerSession(ServerPeer):
 class ViewerSession(ServerPeer):
     """A view-only subscriber: receives a session's generated video and its events."""
 
+    server: ServerContext[ServerSession]
+
     def __init__(
-        self, server: EmbeddedServer, ws: web.WebSocketResponse, target: ServerSession
+        self, server: ServerContext[ServerSession], ws: web.WebSocketResponse, target: ServerSession
     ) -> None:
         super().__init__(server, ws)
         self.target = target

@@ -19,18 +19,15 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from .. import protocol as p
 from ..tapes import Tape, load
 from ..tapes.format import LinkRecord
+from .context import ServerContext
 from .sessions import ServerSession
 from .video import prompt_tint
-
-if TYPE_CHECKING:
-    from .app import EmbeddedServer
 
 __all__ = ["Segment", "TapePlayback", "TapeSession"]
 
@@ -118,7 +115,7 @@ class TapePlayback:
 
     def session(
         self,
-        server: EmbeddedServer,
+        server: ServerContext[ServerSession],
         ws: web.WebSocketResponse,
         model: str,
         transport: asyncio.Transport | None = None,
@@ -132,7 +129,7 @@ class TapeSession(ServerSession):
 
     def __init__(
         self,
-        server: EmbeddedServer,
+        server: ServerContext[ServerSession],
         ws: web.WebSocketResponse,
         model: str,
         segment: Segment,
