@@ -26,6 +26,7 @@ from ..options import SessionOptions
 from ..quality import QualityWatch, StatsSampler
 from ..session_streams import AckLatency, SessionStreams
 from ..states import ConnectionState
+from ..streams import HotStream
 from ..transports.base import MediaContext, MediaTransport, load_transport
 from .timings import PhaseClock, StallWatch
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from .link import Link
     from .signaling import Signaling
 
-__all__ = ["CONTROL_FRAMES", "SessionShell"]
+__all__ = ["CONTROL_FRAMES", "SessionShell", "emit_targets"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,23 @@ def _both(
     return handle
 
 
+def emit_targets(streams: SessionStreams) -> dict[ev.Stream, HotStream[Any]]:
+    """The stream of ``streams`` each :class:`~rxrealtime.core.events.Stream` names.
+
+    Built once per shell, so that an :class:`~rxrealtime.core.events.Emit` is a dict
+    lookup by a typed key, and a test holds the map complete.
+    """
+    return {
+        ev.Stream.ERRORS: streams.errors,
+        ev.Stream.DIAGNOSTICS: streams.diagnostics,
+        ev.Stream.SESSION_STARTED: streams.session_started,
+        ev.Stream.PROMPT_ACKS: streams.prompt_acks,
+        ev.Stream.IMAGE_ACKS: streams.image_acks,
+        ev.Stream.GENERATION_STARTED: streams.generation_started,
+        ev.Stream.GENERATION_ENDED: streams.generation_ended,
+    }
+
+
 class SessionShell:
     """Links, timers and waiting callers of one session; see the module docstring.
 
@@ -65,7 +83,7 @@ class SessionShell:
         make_signaling: Callable[[], Signaling], view_only: bool = False,
     ) -> None:  # fmt: skip
         self.core, self.streams, self.options = core, streams, options
-        self.streams_by_name = streams.streams
+        self._targets = emit_targets(streams)
         self.url, self.describe, self.loopback, self.redact = url, describe, loopback, redact
         self.make_signaling, self.view_only = make_signaling, view_only
         self.links: dict[int, Link] = {}
@@ -146,7 +164,7 @@ class SessionShell:
         self.streams.connection_changes.emit(decision.state)
 
     def _emit(self, decision: ev.Emit) -> None:
-        self.streams_by_name[decision.stream].emit(decision.value)
+        self._targets[decision.stream].emit(decision.value)
 
     def _open_link(self, decision: ev.OpenLink) -> None:
         from .link import Link  # the I/O shell loads on first use (aiohttp)

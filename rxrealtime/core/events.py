@@ -7,6 +7,7 @@ compare the decisions with ``==``. :mod:`rxrealtime.core.machine` holds the rule
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ __all__ = [
     "SetState",
     "SettleAck",
     "StartTimer",
+    "Stream",
     "TimerFired",
 ]
 
@@ -122,11 +124,29 @@ class SetState(Decision):
     state: ConnectionState
 
 
+class Stream(enum.Enum):
+    """The session streams the core publishes on: the target of an :class:`Emit`.
+
+    A closed set rather than stream names, so that a misspelt target is a type error
+    and not a ``KeyError`` at run time; the shell maps each member to its stream once,
+    when it is built, and a test holds that map to ``SessionStreams``. The value is
+    the stream's attribute name there, for reading.
+    """
+
+    ERRORS = "errors"
+    DIAGNOSTICS = "diagnostics"
+    SESSION_STARTED = "session_started"
+    PROMPT_ACKS = "prompt_acks"
+    IMAGE_ACKS = "image_acks"
+    GENERATION_STARTED = "generation_started"
+    GENERATION_ENDED = "generation_ended"
+
+
 @dataclass(frozen=True, slots=True)
 class Emit(Decision):
-    """Publish ``value`` on the session's stream called ``stream``."""
+    """Publish ``value`` on the session's stream ``stream``."""
 
-    stream: str
+    stream: Stream
     value: Any
 
 

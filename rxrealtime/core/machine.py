@@ -3,12 +3,14 @@
 Everything that decides what a session does lives here, and nothing here does it: no
 asyncio task, no socket, no clock. The shell (:mod:`rxrealtime.asyncio.shell`) feeds the events
 of :mod:`rxrealtime.core.events` and carries out the decisions it gets back, so every rule
-is tested by feeding events and reading decisions (``tests/test_core.py``).
+is tested by feeding events and reading decisions (``tests/core/test_machine.py``).
 
 The rules (``docs/architecture.md`` draws the table and explains each):
 
-* :data:`TRANSITIONS` maps (state, event type) to a rule; a pair with no row is refused
-  with :class:`~rxrealtime.RealtimeError`.
+* :data:`TRANSITIONS` maps (state, event type) to a :class:`Rule`: the rule function
+  itself and every state it may leave the core in. A pair with no row is refused with
+  :class:`~rxrealtime.RealtimeError`; a rule that leaves the core in a state its row
+  does not declare raises :class:`UndeclaredTransition`, so the table cannot lie.
 * An event about a link that is no longer the current one is stale and ignored.
 * Transient failures are retried (the first connect ``1 + max_attempts`` times within
   ``connect_timeout_s``; a lost link ``max_attempts`` times, each within
@@ -23,11 +25,11 @@ their streams directly, because the hot path cannot afford a call per tick.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from .. import protocol as p
-from ..diagnostics import ReconnectAttempt, Reconnected
+from ..diagnostics import Reconnected
 from ..exceptions import (
     AckTimeout,
     ConnectionLost,
@@ -38,151 +40,87 @@ from ..exceptions import (
     SessionClosed,
     server_error,
 )
-from ..states import ConnectionState, SessionInfo, session_info
-from .acks import AckBook, PendingAck
+from ..states import ConnectionState, session_info
+from .acks import PendingAck
 from .events import (
     AckTimedOut,
     CancelTimer,
-    CloseForGood,
-    CloseLink,
     ConnectAborted,
     ConnectFinished,
     ConnectRequested,
     Decision,
     DisconnectRequested,
-    Emit,
     Event,
-    FailAck,
     FrameReceived,
     LinkDown,
     LinkUp,
-    OpenLink,
-    SetState,
     SettleAck,
     StartTimer,
+    Stream,
     TimerFired,
 )
-from .policy import CoreConfig, ReconnectBudget, retryable
+from .policy import retryable
+from .steps import ATTEMPT_DEADLINE, CONNECT_DEADLINE, RETRY, CoreSteps
 
 __all__ = [
     "TRANSITIONS",
     "Rule",
     "SessionCore",
+    "UndeclaredTransition",
     "transition_table",
 ]
 
-
-# -- policy --------------------------------------------------------------------------
-
-
-@dataclass
-class _Link:
-    """What the core knows of one link."""
-
-    id: int
-    attempt: int
-    announced: bool = False  # session_started was emitted for it
-    generation_started: bool = False
-    ended: p.GenerationEnded | None = None
-
-
-class Rule(NamedTuple):
-    """A row of :data:`TRANSITIONS`: the handler and the states it may lead to."""
-
-    handler: str
-    outcomes: tuple[ConnectionState, ...]
-
-
 S = ConnectionState
-_CLOSED = (S.DISCONNECTED,)
-_TO_CLOSE = Rule("_disconnect", _CLOSED)
-_ACK_TIMEOUT = Rule("_ack_timed_out", ())
-
-TRANSITIONS: dict[ConnectionState, dict[type[Event], Rule]] = {
-    S.DISCONNECTED: {
-        ConnectRequested: Rule("_connect", (S.CONNECTING,)),
-        DisconnectRequested: _TO_CLOSE,
-    },
-    S.CONNECTING: {
-        LinkUp: Rule("_link_up", (S.CONNECTED, S.GENERATING)),
-        LinkDown: Rule("_attempt_failed", (S.CONNECTING, S.DISCONNECTED)),
-        FrameReceived: Rule("_frame", (S.CONNECTING, S.DISCONNECTED)),
-        TimerFired: Rule("_timer", (S.CONNECTING, S.DISCONNECTED)),
-        AckTimedOut: _ACK_TIMEOUT,
-        ConnectAborted: Rule("_abort_connect", (S.DISCONNECTED,)),
-        DisconnectRequested: _TO_CLOSE,
-    },
-    S.CONNECTED: {
-        LinkDown: Rule("_link_lost", (S.RECONNECTING, S.DISCONNECTED)),
-        FrameReceived: Rule("_frame", (S.GENERATING, S.DISCONNECTED)),
-        AckTimedOut: _ACK_TIMEOUT,
-        DisconnectRequested: _TO_CLOSE,
-    },
-    S.GENERATING: {
-        LinkDown: Rule("_link_lost", (S.RECONNECTING, S.DISCONNECTED)),
-        FrameReceived: Rule("_frame", (S.DISCONNECTED,)),
-        AckTimedOut: _ACK_TIMEOUT,
-        DisconnectRequested: _TO_CLOSE,
-    },
-    S.RECONNECTING: {
-        LinkUp: Rule("_link_up", (S.CONNECTED, S.GENERATING)),
-        LinkDown: Rule("_attempt_failed", (S.RECONNECTING, S.DISCONNECTED)),
-        FrameReceived: Rule("_frame", (S.RECONNECTING, S.DISCONNECTED)),
-        TimerFired: Rule("_timer", (S.RECONNECTING, S.DISCONNECTED)),
-        AckTimedOut: _ACK_TIMEOUT,
-        DisconnectRequested: _TO_CLOSE,
-    },
-}
-"""(state, event type) -> rule. ``_frame`` moves on only for ``error`` frames (a
-permanent one loses the link) and ``generation_started`` (connected -> generating)."""
-
-RETRY, CONNECT_DEADLINE, ATTEMPT_DEADLINE = "retry", "connect-deadline", "attempt-deadline"
 
 
-class SessionCore:
-    """One client session's decisions; see the module docstring for the rules."""
+class UndeclaredTransition(AssertionError):
+    """A rule left the core in a state its row of :data:`TRANSITIONS` does not declare.
 
-    def __init__(self, config: CoreConfig | None = None) -> None:
-        self.config = config or CoreConfig()
-        self.state = ConnectionState.DISCONNECTED
-        self.closed = False
-        self.info: SessionInfo | None = None
-        self.prompt: tuple[str, bool] | None = None
-        self.image: str | None = None
-        self.acks = AckBook()
-        self._budget = ReconnectBudget(self.config.reconnect_budget, self.config.reconnect_window_s)
-        self._link: _Link | None = None
-        self._links = 0
-        self._attempts: list[float] = []  # the waits before each attempt of this round
-        self._out: list[Decision] = []
-        self._published: list[RealtimeError] = []  # errors already on `errors`, this link
+    A bug of the core, never of its caller: hence an ``AssertionError``, and not a
+    :class:`~rxrealtime.RealtimeError` the shell would log and carry on after. It is
+    an always-on check rather than an ``assert``, because ``python -O`` strips asserts
+    and the table is what ``docs/architecture.md`` promises; it costs one membership
+    test per control event, and the core never sees a tick.
+    """
 
-    @property
-    def link(self) -> int | None:
-        """The number of the current link, if any."""
-        return self._link.id if self._link is not None else None
+
+class SessionCore(CoreSteps):
+    """One client session's decisions; see the module docstring for the rules.
+
+    Its memory and the small steps its rules share come from :class:`CoreSteps`; here
+    is what it decides: the entry point, the rules, and beside them the ack requests.
+    """
 
     # -- the one entry point ---------------------------------------------------------
 
     def feed(self, event: Event) -> list[Decision]:
-        """Apply ``event``; the decisions to carry out, in order."""
+        """Apply ``event``; the decisions to carry out, in order.
+
+        Everything that happens to a session reaches the core here, and only here moves
+        its state. Raises :class:`~rxrealtime.RealtimeError` for a pair with no row (the
+        caller's error: a second ``connect()``), :class:`UndeclaredTransition` when the
+        rule ends in a state its row does not declare (the core's bug).
+        """
         if self.closed or self._stale(event):
             return []
-        rule = TRANSITIONS[self.state].get(type(event))
+        before = self.state
+        rule = TRANSITIONS[before].get(type(event))
         if rule is None:
             if isinstance(event, ConnectRequested):
-                raise RealtimeError(f"connect() called while the session is {self.state}")
-            raise RealtimeError(f"{type(event).__name__} is not allowed while {self.state}")
+                raise RealtimeError(f"connect() called while the session is {before}")
+            raise RealtimeError(f"{type(event).__name__} is not allowed while {before}")
         self._out = []
-        getattr(self, rule.handler)(event)
+        rule.run(self, event)
         out, self._out = self._out, []
+        if self.state not in rule.outcomes:
+            declared = ", ".join(map(str, rule.outcomes))
+            raise UndeclaredTransition(
+                f"{rule.name} ({type(event).__name__} while {before}) left the core "
+                f"{self.state}; its row declares only {declared}"
+            )
         return out
 
-    def _stale(self, event: Event) -> bool:
-        link = getattr(event, "link", None)
-        return link is not None and (self._link is None or link != self._link.id)
-
-    # -- requests with acknowledgements (called by the shell for the user) ------------
+    # -- the ack book: two calls beside feed, not events --------------------------------
 
     def request(
         self, kind: str, key: str | None, remember: object = None, *, link: int | None = None
@@ -192,6 +130,13 @@ class SessionCore:
         With ``remember``, a successful ack makes it what the next link restores. ``link``
         names the link being opened when the shell restores prompt and image on it (in
         any state); a user's request needs an open link in a usable state.
+
+        Not an event: it moves no state and has no row (it opens an entry of the
+        :class:`~rxrealtime.core.acks.AckBook` and a timer), its caller needs at once
+        an answer no decision carries (the ack whose id keys the future it awaits), and
+        a refusal is raised to that caller. What follows comes back through
+        :meth:`feed`: the ack frame (:class:`FrameReceived`), its timeout
+        (:class:`AckTimedOut`), a lost link.
         """
         if self.closed:
             raise SessionClosed("this session was disconnected")
@@ -208,7 +153,9 @@ class SessionCore:
         return ack, [StartTimer(f"ack:{ack.id}", timeout, AckTimedOut(ack.id))]
 
     def abandon(self, ack_id: int) -> list[Decision]:
-        """The request was never sent (the socket refused it): forget it."""
+        """The request was never sent (the socket refused it) or its caller gave up:
+        forget it and its timer. Not an event either: ack-book upkeep that moves no
+        state, the undoing of a :meth:`request` by the same caller."""
         return [CancelTimer(f"ack:{ack_id}")] if self.acks.drop(ack_id) else []
 
     # -- rules -----------------------------------------------------------------------
@@ -233,7 +180,7 @@ class SessionCore:
             self._out.append(ConnectFinished())
         else:
             downtime = max(0.0, event.at - self._lost_at)
-            self._emit("diagnostics", Reconnected(link.attempt, round(downtime, 3)))
+            self._emit(Stream.DIAGNOSTICS, Reconnected(link.attempt, round(downtime, 3)))
 
     def _attempt_failed(self, event: LinkDown) -> None:
         """An attempt did not come up: the next one, or give up."""
@@ -330,21 +277,21 @@ class SessionCore:
             self.info = session_info(frame)
             if not link.announced:
                 link.announced = True
-                self._emit("session_started", self.info)
+                self._emit(Stream.SESSION_STARTED, self.info)
         elif isinstance(frame, p.PromptAck):
             self._settle(self.acks.settle("prompt", frame.prompt), frame, "prompt")
-            self._emit("prompt_acks", frame)
+            self._emit(Stream.PROMPT_ACKS, frame)
         elif isinstance(frame, p.SetImageAck):
             self._settle(self.acks.settle("image", None), frame, "image")
-            self._emit("image_acks", frame)
+            self._emit(Stream.IMAGE_ACKS, frame)
         elif isinstance(frame, p.GenerationStarted):
             link.generation_started = True
             if self.state is S.CONNECTED:
                 self._set(S.GENERATING)
-            self._emit("generation_started", frame)
+            self._emit(Stream.GENERATION_STARTED, frame)
         elif isinstance(frame, p.GenerationEnded):
             link.ended = frame
-            self._emit("generation_ended", frame)
+            self._emit(Stream.GENERATION_ENDED, frame)
         elif isinstance(frame, p.ErrorMessage):
             error = server_error(self.config.redact(frame.error))
             self._publish(error)
@@ -370,62 +317,67 @@ class SessionCore:
             reason = self.config.redact(frame.error or "no reason given")
             self._fail_ack(ack, RequestRejected(f"{kind} rejected: {reason}"))
 
-    # -- small steps -----------------------------------------------------------------
 
-    def _next_attempt(self, attempt: int, cause: RealtimeError | None = None) -> None:
-        wait = self.config.jitter(self._attempts[attempt - 1])
-        if self.state is S.RECONNECTING:
-            why = f"{type(cause).__name__}: {cause}"
-            self._emit("diagnostics", ReconnectAttempt(attempt, round(wait, 3), why))
-        if wait:
-            self._pending_attempt = attempt
-            self._out.append(StartTimer(RETRY, wait, TimerFired(RETRY)))
-        else:
-            self._open(attempt)
+# -- the table -------------------------------------------------------------------------
 
-    _pending_attempt, _lost_at = 1, 0.0
 
-    def _open(self, attempt: int) -> None:
-        self._links += 1
-        self._link = _Link(self._links, attempt)
-        self._published = []
-        if self.state is S.RECONNECTING:
-            timeout = self.config.connect_timeout_s
-            self._out.append(StartTimer(ATTEMPT_DEADLINE, timeout, TimerFired(ATTEMPT_DEADLINE)))
-        self._out.append(OpenLink(self._links, attempt, self.image, self.prompt))
+class Rule(NamedTuple):
+    """A row of :data:`TRANSITIONS`: the rule function and the states it may lead to.
 
-    def _drop_link(self, reason: RealtimeError, drain_s: float = 0.0) -> None:
-        """Close the current link; its open requests fail with ``reason``."""
-        link, self._link = self._link, None
-        if link is not None:
-            self._out.append(CloseLink(link.id, drain_s))
-        for ack in self.acks.drop_all():
-            self._out += [CancelTimer(f"ack:{ack.id}"), FailAck(ack.id, reason)]
+    ``run`` is the function itself, an unbound method of :class:`SessionCore` (a rule
+    needs the core's private steps), so a renamed rule fails at import and not at the
+    first event that needs it. ``outcomes`` is exact: every state the core may be in
+    when ``run`` returns, the one it started in included if it may stay there;
+    :meth:`SessionCore.feed` checks it on every event.
+    """
 
-    def _fail_ack(self, ack: PendingAck, error: RealtimeError) -> None:
-        self._publish(error)
-        self._out.append(FailAck(ack.id, error))
+    run: Callable[[SessionCore, Any], None]
+    outcomes: tuple[ConnectionState, ...]
 
-    def _close_for_good(self) -> None:
-        self._out += [CancelTimer(RETRY), CancelTimer(ATTEMPT_DEADLINE)]
-        self._set(S.DISCONNECTED)
-        self.closed = True
-        self._out.append(CloseForGood())
+    @property
+    def name(self) -> str:
+        return self.run.__name__.lstrip("_")
 
-    def _set(self, state: ConnectionState) -> None:
-        if state is not self.state:
-            self.state = state
-            self._out.append(SetState(state))
 
-    def _emit(self, stream: str, value: Any) -> None:
-        self._out.append(Emit(stream, value))
+_CLOSE = Rule(SessionCore._disconnect, (S.DISCONNECTED,))
 
-    def _publish(self, error: RealtimeError) -> None:
-        """``error`` on ``errors``, unless this link published it already."""
-        if any(error is seen for seen in self._published):
-            return
-        self._published.append(error)
-        self._emit("errors", error)
+TRANSITIONS: dict[ConnectionState, dict[type[Event], Rule]] = {
+    S.DISCONNECTED: {
+        ConnectRequested: Rule(SessionCore._connect, (S.CONNECTING,)),
+        DisconnectRequested: _CLOSE,
+    },
+    S.CONNECTING: {
+        LinkUp: Rule(SessionCore._link_up, (S.CONNECTED, S.GENERATING)),
+        LinkDown: Rule(SessionCore._attempt_failed, (S.CONNECTING, S.DISCONNECTED)),
+        FrameReceived: Rule(SessionCore._frame, (S.CONNECTING, S.DISCONNECTED)),
+        TimerFired: Rule(SessionCore._timer, (S.CONNECTING, S.DISCONNECTED)),
+        AckTimedOut: Rule(SessionCore._ack_timed_out, (S.CONNECTING,)),
+        ConnectAborted: Rule(SessionCore._abort_connect, (S.DISCONNECTED,)),
+        DisconnectRequested: _CLOSE,
+    },
+    S.CONNECTED: {
+        LinkDown: Rule(SessionCore._link_lost, (S.RECONNECTING, S.DISCONNECTED)),
+        FrameReceived: Rule(SessionCore._frame, (S.CONNECTED, S.GENERATING, S.DISCONNECTED)),
+        AckTimedOut: Rule(SessionCore._ack_timed_out, (S.CONNECTED,)),
+        DisconnectRequested: _CLOSE,
+    },
+    S.GENERATING: {
+        LinkDown: Rule(SessionCore._link_lost, (S.RECONNECTING, S.DISCONNECTED)),
+        FrameReceived: Rule(SessionCore._frame, (S.GENERATING, S.DISCONNECTED)),
+        AckTimedOut: Rule(SessionCore._ack_timed_out, (S.GENERATING,)),
+        DisconnectRequested: _CLOSE,
+    },
+    S.RECONNECTING: {
+        LinkUp: Rule(SessionCore._link_up, (S.CONNECTED, S.GENERATING)),
+        LinkDown: Rule(SessionCore._attempt_failed, (S.RECONNECTING, S.DISCONNECTED)),
+        FrameReceived: Rule(SessionCore._frame, (S.RECONNECTING, S.DISCONNECTED)),
+        TimerFired: Rule(SessionCore._timer, (S.RECONNECTING, S.DISCONNECTED)),
+        AckTimedOut: Rule(SessionCore._ack_timed_out, (S.RECONNECTING,)),
+        DisconnectRequested: _CLOSE,
+    },
+}
+"""(state, event type) -> rule. ``frame`` moves on only for ``error`` frames (a
+permanent one loses the link) and ``generation_started`` (connected -> generating)."""
 
 
 def transition_table() -> list[tuple[str, str, str, str]]:
@@ -436,6 +388,6 @@ def transition_table() -> list[tuple[str, str, str, str]]:
     rows = []
     for state, rules in TRANSITIONS.items():
         for event, rule in rules.items():
-            outcomes = ", ".join(str(s) for s in rule.outcomes) or "(unchanged)"
-            rows.append((str(state), event.__name__, rule.handler.lstrip("_"), outcomes))
+            outcomes = ", ".join(str(s) for s in rule.outcomes)
+            rows.append((str(state), event.__name__, rule.name, outcomes))
     return rows

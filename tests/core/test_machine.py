@@ -1,10 +1,13 @@
-"""The session core without a socket: feed events, read decisions.
+"""The session core without a socket: feed events, read decisions (``rxrealtime/core``).
 
 Each test is one lifecycle rule; the end-to-end suites prove the same rules against the
 embedded server, these prove them alone and in microseconds.
 """
 
 from __future__ import annotations
+
+import random
+from typing import Any
 
 import pytest
 
@@ -29,9 +32,16 @@ from rxrealtime.core.events import (
     SetState,
     SettleAck,
     StartTimer,
+    Stream,
     TimerFired,
 )
-from rxrealtime.core.machine import TRANSITIONS, SessionCore, transition_table
+from rxrealtime.core.machine import (
+    TRANSITIONS,
+    Rule,
+    SessionCore,
+    UndeclaredTransition,
+    transition_table,
+)
 from rxrealtime.core.policy import CoreConfig, retryable
 
 S = rt.ConnectionState
@@ -48,7 +58,7 @@ def of(decisions: list[object], kind: type) -> list[object]:
     return [d for d in decisions if isinstance(d, kind)]
 
 
-def emitted(decisions: list[object], stream: str) -> list[object]:
+def emitted(decisions: list[object], stream: Stream) -> list[object]:
     return [d.value for d in decisions if isinstance(d, Emit) and d.stream == stream]
 
 
@@ -100,7 +110,7 @@ def test_link_up_finishes_connect_and_cancels_the_deadline() -> None:
 def test_generation_started_before_link_up_makes_link_up_reach_generating() -> None:
     core = new_core()
     core.feed(ConnectRequested())
-    assert emitted(core.feed(FrameReceived(1, p.GenerationStarted())), "generation_started")
+    assert emitted(core.feed(FrameReceived(1, p.GenerationStarted())), Stream.GENERATION_STARTED)
     assert core.state is S.CONNECTING  # sticky, but only once the link is up
     states = of(core.feed(LinkUp(1)), SetState)
     assert states == [SetState(S.CONNECTED), SetState(S.GENERATING)]
@@ -109,14 +119,14 @@ def test_generation_started_before_link_up_makes_link_up_reach_generating() -> N
 def test_generation_started_while_connected_moves_to_generating() -> None:
     core = up()
     out = core.feed(FrameReceived(1, p.GenerationStarted()))
-    assert out == [SetState(S.GENERATING), Emit("generation_started", p.GenerationStarted())]
+    assert out == [SetState(S.GENERATING), Emit(Stream.GENERATION_STARTED, p.GenerationStarted())]
 
 
 def test_a_transient_connect_failure_retries_after_the_first_backoff_delay() -> None:
     core = new_core()
     core.feed(ConnectRequested())
     out = core.feed(LinkDown(1, LOST))
-    assert emitted(out, "errors") == [LOST]
+    assert emitted(out, Stream.ERRORS) == [LOST]
     assert CloseLink(1) in out
     assert StartTimer("retry", 0.5, TimerFired("retry")) in out
     assert core.state is S.CONNECTING and core.link is None
@@ -137,7 +147,7 @@ def test_a_permanent_error_frame_during_connect_fails_it_without_retry() -> None
     core = new_core()
     core.feed(ConnectRequested())
     out = core.feed(FrameReceived(1, p.ErrorMessage(error="Invalid API key")))
-    (error,) = emitted(out, "errors")
+    (error,) = emitted(out, Stream.ERRORS)
     assert isinstance(error, rt.AuthError)
     assert of(out, ConnectFinished) == [ConnectFinished(error)]
     assert not of(out, StartTimer) and core.state is S.DISCONNECTED
@@ -148,7 +158,7 @@ def test_a_capacity_error_during_connect_is_retried() -> None:
     core = new_core()
     core.feed(ConnectRequested())
     out = core.feed(FrameReceived(1, p.ErrorMessage(error="capacity: retry later")))
-    assert [type(e) for e in emitted(out, "errors")] == [rt.ServerError]
+    assert [type(e) for e in emitted(out, Stream.ERRORS)] == [rt.ServerError]
     assert of(out, StartTimer)[0].name == "retry"
 
 
@@ -157,11 +167,11 @@ def test_a_rejected_initial_prompt_fails_connect_without_retry() -> None:
     core.feed(ConnectRequested(prompt=("x", True)))
     ack, _ = core.request("prompt", "x", link=1)
     out = core.feed(FrameReceived(1, p.PromptAck(prompt="x", success=False, error="nope")))
-    (error,) = emitted(out, "errors")
+    (error,) = emitted(out, Stream.ERRORS)
     assert isinstance(error, rt.RequestRejected) and "nope" in str(error)
     assert FailAck(ack.id, error) in out
     out = core.feed(LinkDown(1, error))  # what the shell reports when the request raised
-    assert emitted(out, "errors") == []  # published once
+    assert emitted(out, Stream.ERRORS) == []  # published once
     assert of(out, ConnectFinished) == [ConnectFinished(error)]
 
 
@@ -170,7 +180,7 @@ def test_the_connect_deadline_reports_a_timeout_and_stops_retrying() -> None:
     core.feed(ConnectRequested())
     core.feed(LinkDown(1, LOST))  # waiting to retry
     out = core.feed(TimerFired("connect-deadline"))
-    (error,) = emitted(out, "errors")
+    (error,) = emitted(out, Stream.ERRORS)
     assert isinstance(error, rt.ConnectTimeout)
     assert str(error) == "no connection to ws://host/v1/stream within 0.5 s"
     assert CancelTimer("retry") in out and of(out, ConnectFinished) == [ConnectFinished(error)]
@@ -183,10 +193,10 @@ def test_an_ack_timeout_during_connect_is_published_once_and_retried() -> None:
     ack, decisions = core.request("prompt", "slow", link=1)
     assert decisions == [StartTimer(f"ack:{ack.id}", 0.2, AckTimedOut(ack.id))]
     out = core.feed(AckTimedOut(ack.id))
-    (error,) = emitted(out, "errors")
+    (error,) = emitted(out, Stream.ERRORS)
     assert isinstance(error, rt.AckTimeout) and "prompt_ack for 'slow'" in str(error)
     out = core.feed(LinkDown(1, error))
-    assert emitted(out, "errors") == [] and of(out, StartTimer)[0].name == "retry"
+    assert emitted(out, Stream.ERRORS) == [] and of(out, StartTimer)[0].name == "retry"
 
 
 def test_a_cancelled_connect_goes_back_to_disconnected_and_may_connect_again() -> None:
@@ -206,7 +216,7 @@ def test_a_lost_link_reconnects_after_the_backoff_and_restores_the_prompt() -> N
     core.request("prompt", "lava", remember=("lava", True))
     core.feed(FrameReceived(1, p.PromptAck(prompt="lava", success=True)))
     out = core.feed(LinkDown(1, LOST))
-    assert out[:3] == [Emit("errors", LOST), CloseLink(1), SetState(S.RECONNECTING)]
+    assert out[:3] == [Emit(Stream.ERRORS, LOST), CloseLink(1), SetState(S.RECONNECTING)]
     assert StartTimer("retry", 0.5, TimerFired("retry")) in out
     out = core.feed(TimerFired("retry"))
     assert out == [
@@ -230,7 +240,7 @@ def test_a_reconnect_attempt_that_hangs_times_out_and_the_next_one_follows() -> 
     core.feed(LinkDown(1, LOST))
     core.feed(TimerFired("retry"))
     out = core.feed(TimerFired("attempt-deadline"))
-    (error,) = emitted(out, "errors")
+    (error,) = emitted(out, Stream.ERRORS)
     assert isinstance(error, rt.ConnectTimeout) and str(error).startswith("attempt 1:")
     assert CloseLink(2) in out and StartTimer("retry", 1.0, TimerFired("retry")) in out
 
@@ -253,22 +263,22 @@ def test_no_reconnect_when_the_policy_allows_none() -> None:
 def test_a_link_lost_after_generation_ended_closes_quietly() -> None:
     core = generating()
     ended = p.GenerationEnded(seconds=2, reason="insufficient_credits")
-    assert emitted(core.feed(FrameReceived(1, ended)), "generation_ended") == [ended]
+    assert emitted(core.feed(FrameReceived(1, ended)), Stream.GENERATION_ENDED) == [ended]
     out = core.feed(LinkDown(1, LOST))
-    assert emitted(out, "errors") == [] and CloseForGood() in out
+    assert emitted(out, Stream.ERRORS) == [] and CloseForGood() in out
 
 
 def test_a_permanent_error_while_generating_closes_for_good_and_is_published_once() -> None:
     core = generating()
     out = core.feed(FrameReceived(1, p.ErrorMessage(error="permission denied")))
-    assert [type(e) for e in emitted(out, "errors")] == [rt.AuthError]
+    assert [type(e) for e in emitted(out, Stream.ERRORS)] == [rt.AuthError]
     assert CloseForGood() in out and SetState(S.RECONNECTING) not in out
 
 
 def test_a_transient_error_while_generating_is_only_published() -> None:
     core = generating()
     out = core.feed(FrameReceived(1, p.ErrorMessage(error="model hiccup")))
-    assert [type(e) for e in emitted(out, "errors")] == [rt.ServerError]
+    assert [type(e) for e in emitted(out, Stream.ERRORS)] == [rt.ServerError]
     assert len(out) == 1 and core.state is S.GENERATING
 
 
@@ -283,7 +293,7 @@ def test_a_permanent_error_on_a_reconnect_attempt_is_never_retried() -> None:
 def test_server_error_text_is_redacted_before_it_becomes_an_error() -> None:
     core = up(redact=lambda text: text.replace("sekrit", "***"))
     frame = p.ErrorMessage(error="bad key sekrit")
-    (error,) = emitted(core.feed(FrameReceived(1, frame)), "errors")
+    (error,) = emitted(core.feed(FrameReceived(1, frame)), Stream.ERRORS)
     assert str(error) == "bad key ***"
 
 
@@ -293,14 +303,16 @@ def test_server_error_text_is_redacted_before_it_becomes_an_error() -> None:
 def test_session_started_is_announced_once_per_link() -> None:
     core = up()
     frame = p.SessionIdMessage(session_id="a", server_ip="127.0.0.1", server_port=9)
-    (info,) = emitted(core.feed(FrameReceived(1, frame)), "session_started")
+    (info,) = emitted(core.feed(FrameReceived(1, frame)), Stream.SESSION_STARTED)
     assert info.sid == "a" and p.parse_subscribe_token(info.subscribe_token).sid == "a"
-    assert emitted(core.feed(FrameReceived(1, frame)), "session_started") == []  # ice-restart
+    assert emitted(core.feed(FrameReceived(1, frame)), Stream.SESSION_STARTED) == []  # ice-restart
     core.feed(LinkDown(1, LOST))
     core.feed(TimerFired("retry"))
     core.feed(LinkUp(2))
     again = p.SessionIdMessage(session_id="b", server_ip="127.0.0.1", server_port=9)
-    assert [i.sid for i in emitted(core.feed(FrameReceived(2, again)), "session_started")] == ["b"]
+    assert [i.sid for i in emitted(core.feed(FrameReceived(2, again)), Stream.SESSION_STARTED)] == [
+        "b"
+    ]
 
 
 def test_events_about_a_replaced_link_are_ignored() -> None:
@@ -326,6 +338,96 @@ def test_every_state_accepts_disconnect_and_the_table_renders_every_row() -> Non
     assert ("generating", "LinkDown", "link_lost", "reconnecting, disconnected") in rows
 
 
+# -- the table holds functions and its outcomes are checked ------------------------------
+
+
+def test_every_row_holds_a_rule_function_of_the_core_and_declares_its_outcomes() -> None:
+    for rules in TRANSITIONS.values():
+        for rule in rules.values():
+            assert getattr(SessionCore, rule.run.__name__) is rule.run  # the function itself
+            assert rule.outcomes and set(rule.outcomes) <= set(S)
+
+
+def test_a_rule_that_ends_in_a_state_its_row_does_not_declare_fails_loudly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lying = Rule(SessionCore._connect, (S.CONNECTED,))  # _connect ends in connecting
+    monkeypatch.setitem(TRANSITIONS[S.DISCONNECTED], ConnectRequested, lying)
+    core = new_core()
+    with pytest.raises(UndeclaredTransition, match=r"connect .* left the core connecting"):
+        core.feed(ConnectRequested())
+    assert issubclass(UndeclaredTransition, AssertionError)
+    assert not issubclass(UndeclaredTransition, rt.RealtimeError)  # the shell logs those
+
+
+def test_a_rule_function_that_moves_the_core_elsewhere_fails_loudly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def rogue(core: SessionCore, event: object) -> None:
+        core.state = S.GENERATING  # a rule gone wrong: connected -> generating on a timeout
+
+    monkeypatch.setitem(TRANSITIONS[S.CONNECTED], AckTimedOut, Rule(rogue, (S.CONNECTED,)))
+    core = up()
+    with pytest.raises(AssertionError, match=r"rogue .*AckTimedOut while connected"):
+        core.feed(AckTimedOut(1))
+
+
+FRAMES = [
+    p.SessionIdMessage(session_id="s", server_ip="127.0.0.1", server_port=9),
+    p.PromptAck(prompt="p", success=True), p.PromptAck(prompt="p", success=False, error="no"),
+    p.SetImageAck(success=True), p.GenerationStarted(),
+    p.GenerationEnded(seconds=3, reason="insufficient_credits"),
+    p.ErrorMessage(error="model hiccup"), p.ErrorMessage(error="invalid api key"),
+    p.ErrorMessage(error="capacity: retry later"),
+]  # fmt: skip
+ERRORS = [LOST, rt.AuthError("invalid api key"), rt.ConnectTimeout("slow")]
+
+
+TIMERS = ["retry", "connect-deadline", "attempt-deadline"]
+
+
+def _event(core: SessionCore, kind: type, pick: random.Random) -> Any:
+    """An instance of ``kind`` that the shell could feed now (about the current link)."""
+    link, at = core.link or 1, pick.uniform(0, 1e4)
+    if kind is ConnectRequested:
+        return ConnectRequested(prompt=pick.choice([None, ("p", True)]))
+    if kind is LinkUp:
+        return LinkUp(link, at)
+    if kind is LinkDown:
+        return LinkDown(link, pick.choice(ERRORS), at)
+    if kind is FrameReceived:  # generation_started a third of the time, or few lives get there
+        return FrameReceived(link, pick.choice([*FRAMES, *[p.GenerationStarted()] * 4]))
+    if kind is TimerFired:
+        return TimerFired(pick.choice(TIMERS))
+    if kind is AckTimedOut:
+        return AckTimedOut(pick.randint(1, 4))
+    return kind()
+
+
+def test_no_life_of_a_core_takes_a_rule_outside_its_declared_outcomes() -> None:
+    """Random lives of a core, each event one its current state has a row for (the
+    shell feeds nothing else), with requests in between: every rule ends within its
+    row's outcomes, and every outcome a row declares is reached: the table is exact.
+    The seed is fixed, so a failure repeats."""
+    pick, reached = random.Random(20260), set()
+    for _ in range(5000):
+        core = new_core(reconnect_delays=pick.choice([(), (0.0,), (0.5, 1.0)]))
+        for _ in range(pick.randint(1, 60)):
+            if core.closed:
+                break
+            if core.link is not None and pick.random() < 0.3:
+                try:
+                    core.request("prompt", "p", remember=("p", True), link=core.link)
+                except rt.NotConnected:
+                    pass
+            before, kind = core.state, pick.choice(list(TRANSITIONS[core.state]))
+            core.feed(_event(core, kind, pick))  # raises UndeclaredTransition if not
+            reached.add((before, kind, core.state))
+    declared = {(state, kind, to) for state, rules in TRANSITIONS.items()
+                for kind, rule in rules.items() for to in rule.outcomes}  # fmt: skip
+    assert declared - reached == set()  # no outcome declared that no life reaches
+
+
 # -- acknowledgements ---------------------------------------------------------------------
 
 
@@ -346,7 +448,7 @@ def test_a_late_ack_after_its_timeout_settles_nothing_but_is_still_published() -
     out = core.feed(AckTimedOut(ack.id))
     assert [type(d) for d in out] == [Emit, FailAck]
     late = p.SetImageAck(success=True)
-    assert core.feed(FrameReceived(1, late)) == [Emit("image_acks", late)]
+    assert core.feed(FrameReceived(1, late)) == [Emit(Stream.IMAGE_ACKS, late)]
 
 
 def test_a_lost_link_fails_its_open_requests_with_the_cause() -> None:
@@ -451,7 +553,7 @@ def test_the_reconnect_budget_closes_a_session_whose_links_keep_dying() -> None:
         core.feed(TimerFired("retry"))
         core.feed(LinkUp(number + 1))
     out = core.feed(LinkDown(3, LOST, 2.0))
-    (gave_up,) = [e for e in emitted(out, "errors") if e is not LOST]
+    (gave_up,) = [e for e in emitted(out, Stream.ERRORS) if e is not LOST]
     assert "gave up reconnecting" in str(gave_up) and CloseForGood() in out
 
 
@@ -504,7 +606,7 @@ def test_livekit_room_info_announces_the_session_with_a_room_token() -> None:
     core.feed(ConnectRequested())
     info = p.LivekitRoomInfo(livekit_url="ws://127.0.0.1:7880", token="t", room_name="r-1",
                              session_id="s-1")  # fmt: skip
-    (started,) = emitted(core.feed(FrameReceived(1, info)), "session_started")
+    (started,) = emitted(core.feed(FrameReceived(1, info)), Stream.SESSION_STARTED)
     assert started.sid == "s-1" and (started.ip, started.port) == ("", 0)
     assert p.parse_any_subscribe_token(started.subscribe_token) == p.RoomTarget(room_name="r-1")
 
@@ -517,11 +619,11 @@ def test_reconnect_attempts_and_the_reconnect_are_diagnostics() -> None:
 
     core = generating()
     out = core.feed(LinkDown(1, LOST, at=100.0))
-    assert emitted(out, "diagnostics") == [
+    assert emitted(out, Stream.DIAGNOSTICS) == [
         ReconnectAttempt(1, 0.5, "ConnectionLost: signaling socket closed (code 1006)")
     ]
     core.feed(TimerFired("retry"))
-    assert emitted(core.feed(LinkUp(2, at=101.25)), "diagnostics") == [Reconnected(1, 1.25)]
+    assert emitted(core.feed(LinkUp(2, at=101.25)), Stream.DIAGNOSTICS) == [Reconnected(1, 1.25)]
 
 
 def test_jitter_spreads_the_waits_of_two_sessions() -> None:
