@@ -2,10 +2,12 @@
 
 :class:`Session` is the conductor. It owns the streams (they exist from ``Session(...)``
 on, so a subscriber registered before ``connect()`` sees everything the connection
-emits), feeds the :class:`~rxrealtime.core.machine.SessionCore` what happens, and carries out
-what the core decides with the shell: :class:`~rxrealtime.asyncio.link.Link` (one server
-session's socket and media), timers and the futures that user calls await. Every rule
-(retries, permanent errors, acks, when streams complete) lives in the core.
+emits), checks what the user asks for, and hands the rest to the shell
+(:class:`~rxrealtime.asyncio.shell.SessionShell`), which builds the session core from a
+:class:`~rxrealtime.core.policy.CoreConfig`, feeds it what happens and carries out what
+it decides: links (one server session's socket and media), timers and the futures that
+user calls await. The session never touches the core itself; every rule (retries,
+permanent errors, acks, when streams complete) lives there.
 """
 
 from __future__ import annotations
@@ -19,8 +21,6 @@ from urllib.parse import urlsplit
 
 from . import protocol as p
 from .asyncio.shell import SessionShell
-from .core import events as ev
-from .core.machine import SessionCore
 from .core.policy import CoreConfig, make_jitter
 from .exceptions import ConfigError, register_secret
 from .inputs import ImageInput, check_prompt, load_image
@@ -41,10 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["AckLatency", "ConnectionState", "Session", "SessionInfo", "Subscriber"]
 
 logger = logging.getLogger(__name__)
-
-#: Control frames go to the core; ticks and queue positions go straight to their streams.
-CONTROL_FRAMES = (p.SessionIdMessage, p.PromptAck, p.SetImageAck, p.GenerationStarted,
-                  p.GenerationEnded, p.ErrorMessage)  # fmt: skip
 
 
 class _ConnectCall:
@@ -113,14 +109,14 @@ class Session(SessionStreams):
         SessionStreams.__init__(self)
 
         o = self.options
-        self._core = core = SessionCore(CoreConfig(
+        config = CoreConfig(
             connect_timeout_s=o.connect_timeout_s, reconnect_delays=o.reconnect.delays(),
             reconnect_budget=o.reconnect.budget, reconnect_window_s=o.reconnect.budget_window_s,
             jitter=make_jitter(o.reconnect.jitter, cap_s=max(o.reconnect.max_delay_s, 0.001)),
             prompt_ack_timeout_s=o.prompt_ack_timeout_s,
             image_ack_timeout_s=o.image_ack_timeout_s, describe=self.url, redact=self._redact,
-        ))  # fmt: skip
-        self._shell = SessionShell(core, self, o, url=self._url, describe=self.url,
+        )  # fmt: skip
+        self._shell = SessionShell(config, self, o, url=self._url, describe=self.url,
                                    loopback=loopback, redact=self._redact,
                                    make_signaling=lambda: self._make_signaling(base),
                                    view_only=role.view_only)  # fmt: skip
@@ -166,13 +162,13 @@ class Session(SessionStreams):
     def session_id(self) -> str | None:
         """The id of the latest server session (a reconnect gets a new one), ``None``
         until the server has named the first."""
-        info = self._core.info
+        info = self._shell.info
         return info.sid if info else None
 
     @property
     def subscribe_token(self) -> str | None:
         """Token that lets a view-only subscriber join this session."""
-        info = self._core.info
+        info = self._shell.info
         return info.subscribe_token if info else None
 
     @property
@@ -243,11 +239,7 @@ class Session(SessionStreams):
         Safe to call many times and concurrently; every call returns once it is done, and
         cancelling a caller does not interrupt the teardown.
         """
-        shell = self._shell
-        if shell.closing is None:
-            shell.apply(self._core.feed(ev.DisconnectRequested()))
-        assert shell.closing is not None
-        await asyncio.shield(shell.closing)
+        await asyncio.shield(self._shell.disconnect())
 
     close = disconnect
 

@@ -20,12 +20,12 @@ import msgspec
 from .. import protocol as p
 from ..core import events as ev
 from ..core.machine import SessionCore
-from ..core.policy import close_error
+from ..core.policy import CoreConfig, close_error
 from ..exceptions import ConnectionLost, RealtimeError, SessionClosed
 from ..options import SessionOptions
 from ..quality import QualityWatch, StatsSampler
 from ..session_streams import AckLatency, SessionStreams
-from ..states import ConnectionState
+from ..states import ConnectionState, SessionInfo
 from ..streams import HotStream
 from ..transports.base import MediaContext, MediaTransport, load_transport
 from .timings import PhaseClock, StallWatch
@@ -39,18 +39,10 @@ __all__ = ["CONTROL_FRAMES", "SessionShell", "emit_targets"]
 logger = logging.getLogger(__name__)
 
 #: Control frames go to the core; ticks and queue positions go straight to their streams.
+#: A frame the media transport declares (``livekit_room_info``) goes to the transport
+#: only: it checks it, and hands the core only what it accepted (``context.identified``).
 CONTROL_FRAMES = (p.SessionIdMessage, p.PromptAck, p.SetImageAck, p.GenerationStarted,
-                  p.GenerationEnded, p.ErrorMessage, p.LivekitRoomInfo)  # fmt: skip
-
-
-def _both(
-    first: Callable[[p.ServerMessage], None], then: Callable[[p.ServerMessage], None]
-) -> Callable[[p.ServerMessage], None]:
-    def handle(frame: p.ServerMessage) -> None:
-        first(frame)
-        then(frame)
-
-    return handle
+                  p.GenerationEnded, p.ErrorMessage)  # fmt: skip
 
 
 def emit_targets(streams: SessionStreams) -> dict[ev.Stream, HotStream[Any]]:
@@ -73,16 +65,18 @@ def emit_targets(streams: SessionStreams) -> dict[ev.Stream, HotStream[Any]]:
 class SessionShell:
     """Links, timers and waiting callers of one session; see the module docstring.
 
-    ``url`` is the signaling URL with its secrets (what the socket dials); ``describe``
-    the same without them (what errors and logs say).
+    The shell builds the session's core from ``config`` and is the only way to it: the
+    session calls :meth:`connect`, :meth:`request`, :meth:`disconnect` and reads
+    :attr:`info`. ``url`` is the signaling URL with its secrets (what the socket
+    dials); ``describe`` the same without them (what errors and logs say).
     """
 
     def __init__(
-        self, core: SessionCore, streams: SessionStreams, options: SessionOptions, *,
+        self, config: CoreConfig, streams: SessionStreams, options: SessionOptions, *,
         url: str, describe: str, loopback: bool, redact: Callable[[str], str],
         make_signaling: Callable[[], Signaling], view_only: bool = False,
     ) -> None:  # fmt: skip
-        self.core, self.streams, self.options = core, streams, options
+        self.core, self.streams, self.options = SessionCore(config), streams, options
         self._targets = emit_targets(streams)
         self.url, self.describe, self.loopback, self.redact = url, describe, loopback, redact
         self.make_signaling, self.view_only = make_signaling, view_only
@@ -107,6 +101,11 @@ class SessionShell:
     @property
     def current_link(self) -> Link | None:
         return self.links.get(self.core.link or 0)
+
+    @property
+    def info(self) -> SessionInfo | None:
+        """The identity of the latest server session, once the server named one."""
+        return self.core.info
 
     def feed(self, event: ev.Event) -> None:
         """An event from the shell; the core's answer is carried out at once."""
@@ -157,6 +156,16 @@ class SessionShell:
         )
         return frame
 
+    def disconnect(self) -> asyncio.Task[None]:
+        """Close for good (the first call decides it); the teardown to await.
+
+        Shield the task when awaiting it: cancelling a caller must not stop the teardown.
+        """
+        if self.closing is None:
+            self.apply(self.core.feed(ev.DisconnectRequested()))  # every state has the row
+        assert self.closing is not None
+        return self.closing
+
     # -- carrying out decisions ----------------------------------------------------
 
     def _set_state(self, decision: ev.SetState) -> None:
@@ -190,10 +199,7 @@ class SessionShell:
             }
             control = self._control(number)
             handlers.update({kind: control for kind in CONTROL_FRAMES})
-            for kind in media.handles:  # the media first, then the core if it wants it too
-                handlers[kind] = (
-                    _both(media.on_frame, handlers[kind]) if kind in handlers else (media.on_frame)
-                )
+            handlers.update({kind: media.on_frame for kind in media.handles})  # one owner each
             router = FrameRouter(handlers, self.streams.messages, self.streams.errors)
             lost = self._lost(number)
             link.start_reading(router, lambda code: lost(close_error(code)))
@@ -229,7 +235,8 @@ class SessionShell:
         context = MediaContext(
             send=partial(self._send, self.links[number]), lost=self._lost(number),
             problem=st.errors.emit, track_received=st.remote_tracks.emit,
-            frame_received=self._count_frame, local_track=self.local_track,
+            frame_received=self._count_frame, identified=self._control(number),
+            local_track=self.local_track,
             ice_servers=[s.as_dict() for s in self.options.ice_servers],
             loopback=self.loopback, preferred_codec=self.options.preferred_codec,
             view_only=self.view_only, media_timeout_s=self.options.connect_timeout_s / 2,

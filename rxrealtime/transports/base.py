@@ -37,7 +37,11 @@ class MediaContext:
     """What a transport may do to its session, and what it needs to know.
 
     ``lost`` ends the link (the session decides whether to reconnect); ``problem``
-    reports an error that does not (an unusable ICE candidate, say).
+    reports an error that does not (an unusable ICE candidate, say). ``identified``
+    hands the session a frame of :attr:`MediaTransport.handles` that names the server
+    session (LiveKit's ``livekit_room_info``) once the transport has checked and
+    accepted it: a frame the transport declares reaches the transport only, so one
+    it refuses is refused once, by it, and the session never announces it.
     """
 
     send: Callable[[p.ClientMessage], Awaitable[None]]
@@ -45,6 +49,7 @@ class MediaContext:
     problem: Callable[[RealtimeError], None]
     track_received: Callable[[Any], None]
     frame_received: Callable[[Any], None]
+    identified: Callable[[p.ServerMessage], None]
     local_track: Any = None
     """The user's video track (sent as is), or ``None`` for receive-only."""
     ice_servers: Sequence[dict[str, Any]] = field(default_factory=list)
@@ -63,7 +68,8 @@ class MediaTransport(abc.ABC):
     """One link's media. Created per link, started once, closed once."""
 
     handles: ClassVar[tuple[type[p.ServerMessage], ...]] = ()
-    """The server frames this transport consumes (routed to :meth:`on_frame`)."""
+    """The server frames this transport consumes (routed to :meth:`on_frame`, and to
+    nothing else: what the session should learn from one, the transport hands on)."""
 
     def __init__(self, context: MediaContext) -> None:
         self.context = context

@@ -77,7 +77,7 @@ class LivekitTransport(MediaTransport):
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._info, self._generated = loop.create_future(), loop.create_future()
+        self._info, self._generated = self._room_info(), loop.create_future()
         if not self.context.view_only:  # a viewer's credentials come from watch-stream
             await self.context.send(p.LivekitJoin())
         info = await self._info  # queue positions arrive meanwhile, on their stream
@@ -112,23 +112,40 @@ class LivekitTransport(MediaTransport):
             ) from None
 
     def on_frame(self, frame: p.ServerMessage) -> None:
-        if not isinstance(frame, p.LivekitRoomInfo) or self._info is None:
+        """Check a ``livekit_room_info``: the one place it is checked, and the one
+        place it goes. An accepted one names the server session (``identified``) and
+        is the room :meth:`start` joins; a refused one is one :class:`ProtocolError`,
+        which fails :meth:`start` (or, once the room is joined, is a ``problem``)."""
+        if not isinstance(frame, p.LivekitRoomInfo):
             return
         register_secret(frame.token)  # the token lets anyone into the room
+        info = self._room_info()
         problem = _check_room_info(frame)
         if problem is not None:
-            if not self._info.done():
-                self._info.set_exception(ProtocolError(problem, p.encode(frame)))
+            error = ProtocolError(problem, p.encode(frame))
+            if info.done():
+                self.context.problem(error)  # the room it named is joined already
+            else:
+                info.set_exception(error)
             return
         self.room_info = frame
-        if not self._info.done():
-            self._info.set_result(frame)
+        self.context.identified(frame)
+        if not info.done():
+            info.set_result(frame)
+
+    def _room_info(self) -> asyncio.Future[p.LivekitRoomInfo]:
+        """The room info :meth:`start` waits for; it may come before start() does."""
+        if self._info is None:
+            self._info = asyncio.get_running_loop().create_future()
+        return self._info
 
     async def close(self) -> None:
         self._closing = True
         for future in (self._info, self._generated):
             if future is not None and not future.done():
                 future.cancel()
+            elif future is not None and not future.cancelled():
+                future.exception()  # retrieved: moot once the link is closed
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
