@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from urllib.parse import urlsplit
 from . import protocol as p
 from .asyncio.shell import SessionShell
 from .core.policy import CoreConfig, make_jitter
-from .exceptions import ConfigError, register_secret
+from .exceptions import ConfigError, SecretScope
 from .inputs import ImageInput, check_prompt, load_image
 from .models import ModelDefinition, resolve_model
 from .options import SessionOptions, build_options
@@ -100,9 +101,11 @@ class Session(SessionStreams):
         path, query = role.endpoint(self.options.resolution, self.options.speed)
         query.update(TRANSPORTS[self.options.transport].query)
         key = self.options.api_key.get_secret_value()
-        register_secret(key)  # no error of this process may ever show it
-        for server in self.options.ice_servers:
-            register_secret(server.credential.get_secret_value() if server.credential else None)
+        # No text of this process shows them while the session lives; released once it is
+        # closed for good (complete_streams), or when a session never closed is collected.
+        turn = (s.credential.get_secret_value() for s in self.options.ice_servers if s.credential)
+        self.secret_scope = SecretScope(key, *turn)
+        weakref.finalize(self, self.secret_scope.release)
         self._url = build_url(base, path, {**query, "api_key": key,
                                            "user_agent": self.options.user_agent})  # fmt: skip
         loopback = is_loopback_host(urlsplit(self._url).hostname)
@@ -250,6 +253,12 @@ class Session(SessionStreams):
         await self.disconnect()
 
     # -- small helpers ---------------------------------------------------------------
+
+    def complete_streams(self) -> None:
+        """Closed for good: complete every stream, then release the session's secrets (a
+        tape still being written holds its own share of them)."""
+        super().complete_streams()
+        self.secret_scope.release()
 
     def _redact(self, text: str) -> str:
         return redact(text, self.options.api_key.get_secret_value())

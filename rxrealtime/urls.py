@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from .exceptions import ConfigError, redact_secrets
+from .exceptions import ConfigError, redact_secrets, secret_pattern
 
 __all__ = [
     "build_url",
@@ -25,10 +25,15 @@ redact_url = redact_secrets
 
 
 def redact(text: str, *secrets: str | None) -> str:
-    """``text`` with every given secret, and any secret URL parameter, replaced by ``***``."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
+    """``text`` with every given secret, and any secret URL parameter, replaced by ``***``.
+
+    The given secrets follow the rule of :mod:`rxrealtime.exceptions` (any letter case,
+    plain or URL-encoded; one shorter than 8 characters only as a whole value), so a
+    session's texts hide its key even once the key is no longer registered, and a key
+    "x" does not garble ``user_agent=rxrealtime``.
+    """
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):  # longest first
+        text = secret_pattern(secret).sub("***", text)
     return redact_url(text)
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import protocol as p
-from ..exceptions import ConfigError, register_secret
+from ..exceptions import ConfigError, SecretScope
 from .livekit_server import (
     BUILD_HINT,
     DEV_KEY,
@@ -101,6 +101,7 @@ class LivekitRooms:
         """Where clients join rooms (``ws://127.0.0.1:<port>`` for a local server)."""
         self._key = ""
         self._secret = ""
+        self._secrets = SecretScope()  # the API secret, redacted from start() to stop()
         self._api: api.LiveKitAPI | None = None
         self._numbers = itertools.count(1)
 
@@ -132,12 +133,13 @@ class LivekitRooms:
                 raise ConfigError(f"LiveKit mode: cannot start livekit-server: {exc}") from None
             self.url = self.process.url
             logger.info("local livekit-server on %s (pid %s)", self.url, self.process.pid)
-        register_secret(self._secret)
+        self._secrets.add(self._secret)
         self._api = api.LiveKitAPI(
             url=_http_url(self.url), api_key=self._key, api_secret=self._secret
         )
 
     async def stop(self) -> None:
+        self._secrets.release()
         if self._api is not None:
             await self._api.aclose()
             self._api = None

@@ -28,7 +28,7 @@ from typing import IO, Any
 from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
 
 from .. import protocol as p
-from ..exceptions import ConfigError, ConnectionLost, ProtocolError, RealtimeError
+from ..exceptions import ConfigError, ConnectionLost, ProtocolError, RealtimeError, SecretScope
 from ..models import ModelDefinition
 from ..session_streams import SessionStreams
 from ..states import ConnectionState
@@ -116,6 +116,9 @@ class TapeRecorder:
         self._wake: asyncio.Event | None = None
         self._closing: asyncio.Task[None] | None = None
         self._state = ConnectionState.DISCONNECTED
+        self._secrets = SecretScope()
+        """A share of the session's secrets: the last flush may come after the session
+        closed and released its own, and must still redact them."""
 
     def __repr__(self) -> str:
         return f"<TapeRecorder {str(self.path)!r} written={self.records_written}>"
@@ -151,6 +154,8 @@ class TapeRecorder:
         self._file.flush()
         self._origin = time.monotonic()
         self._wake = asyncio.Event()
+        scope = getattr(self.session, "secret_scope", None)
+        self._secrets = scope.share() if isinstance(scope, SecretScope) else SecretScope()
         self._subscribe()
         self._task = asyncio.ensure_future(self._run())
         return self
@@ -178,6 +183,7 @@ class TapeRecorder:
         if file is not None:
             with contextlib.suppress(OSError):
                 file.close()
+        self._secrets.release()
 
     def _pending(self) -> int:
         return sum(1 for entry in self._buffer if entry.__class__ is not tuple) + sum(
@@ -349,6 +355,7 @@ class TapeRecorder:
         self._subscriptions.dispose()
         self._buffer.clear()
         self._timed.clear()
+        self._secrets.release()
         file, self._file = self._file, None
         if file is not None:
             with contextlib.suppress(Exception):

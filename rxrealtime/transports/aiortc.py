@@ -18,7 +18,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from .. import protocol as p
-from ..exceptions import ConnectionLost, ProtocolError, register_secret
+from ..exceptions import ConnectionLost, ProtocolError, SecretScope
 from ..media import VIDEO_CLOCK_RATE, BorrowedTrack
 from ..quality import MediaCounters
 from .base import MediaContext, MediaTransport
@@ -44,6 +44,8 @@ class AiortcTransport(MediaTransport):
         self._peer_up: asyncio.Future[None] | None = None
         self._closed = False
         self._frames_sent = 0
+        self._secrets = SecretScope()
+        """TURN credentials an ICE restart gave this link: redacted until it closes."""
 
     @property
     def peer_connection(self) -> RTCPeerConnection | None:
@@ -75,6 +77,7 @@ class AiortcTransport(MediaTransport):
         await asyncio.gather(*tasks, return_exceptions=True)
         if self.pc is not None:
             await self.pc.close()
+        self._secrets.release()  # the link is over: its TURN credentials with it
 
     # -- negotiation -----------------------------------------------------------------
 
@@ -144,7 +147,7 @@ class AiortcTransport(MediaTransport):
             old, self.pc = self.pc, None  # first: the old peer's "closed" is not a loss
             if old is not None:
                 await old.close()
-            register_secret(turn.credential)
+            self._secrets.add(turn.credential)
             turn_server = {"urls": turn.server_url, "username": turn.username,
                            "credential": turn.credential}  # fmt: skip
             await self._offer(extra_ice=[turn_server])

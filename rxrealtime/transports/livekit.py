@@ -23,7 +23,7 @@ from ..exceptions import (
     ConnectionLost,
     ProtocolError,
     RedactingFilter,
-    register_secret,
+    SecretScope,
 )
 from .base import MediaContext, MediaTransport
 
@@ -38,6 +38,11 @@ MIN_FRAME_SIDE = 16
 """Frames smaller than this are codec artefacts (an ending H264 track yields 2x2 ones),
 and handing one to a LiveKit video source aborts the process inside libwebrtc: they are
 dropped both ways."""
+
+TOKEN_GRACE_S = 5.0
+"""How long a closed link's room token stays redacted: LiveKit's SDK forwards its native
+log lines in batches (every second), so a refused token can reach a log line after the
+link closed."""
 
 
 def load_livekit() -> Any:
@@ -74,6 +79,8 @@ class LivekitTransport(MediaTransport):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connecting: asyncio.Future[Any] | None = None
         self._closing = False
+        self._secrets = SecretScope()
+        """This link's room token: redacted until :data:`TOKEN_GRACE_S` after the link closes."""
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -118,7 +125,7 @@ class LivekitTransport(MediaTransport):
         which fails :meth:`start` (or, once the room is joined, is a ``problem``)."""
         if not isinstance(frame, p.LivekitRoomInfo):
             return
-        register_secret(frame.token)  # the token lets anyone into the room
+        self._secrets.add(frame.token)  # the token lets anyone into the room
         info = self._room_info()
         problem = _check_room_info(frame)
         if problem is not None:
@@ -158,6 +165,7 @@ class LivekitTransport(MediaTransport):
                 connecting.exception()  # retrieved: start() reported a failed connect
         if self.room is not None:
             await self.room.disconnect()
+        asyncio.get_running_loop().call_later(TOKEN_GRACE_S, self._secrets.release)
 
     # -- the room --------------------------------------------------------------------
 
