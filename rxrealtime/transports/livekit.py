@@ -123,8 +123,8 @@ class LivekitTransport(MediaTransport):
         place it goes. An accepted one names the server session (``identified``) and
         is the room :meth:`start` joins; a refused one is one :class:`ProtocolError`,
         which fails :meth:`start` (or, once the room is joined, is a ``problem``)."""
-        if not isinstance(frame, p.LivekitRoomInfo):
-            return
+        if not isinstance(frame, p.LivekitRoomInfo) or self._closing:
+            return  # after close, a room info is moot (and its token would outlive the link)
         self._secrets.add(frame.token)  # the token lets anyone into the room
         info = self._room_info()
         problem = _check_room_info(frame)
