@@ -6,7 +6,7 @@ brings reactivex and pydantic, and aiohttp, aiortc, av, numpy and the embedded s
 load only when a session connects or the server starts.
 
 >>> import rxrealtime as rt
->>> session = rt.Session("ws://127.0.0.1:8765", api_key="...", model="mirage_v2")
+>>> session = rt.Session("ws://127.0.0.1:8765", api_key="...", model="lucy-2.6")
 >>> session.generation_ticks.subscribe(print)  # doctest: +SKIP
 """
 
@@ -32,7 +32,7 @@ from .exceptions import (
 )
 
 if TYPE_CHECKING:
-    from . import diagnostics, media, protocol, quality
+    from . import diagnostics, media, models, protocol, quality
     from .connectivity import check_connectivity
     from .fleet import Fleet, FleetTotals, Keyed
     from .models import MODELS, ModelDefinition
@@ -57,7 +57,8 @@ _LAZY: dict[str, str | None] = {
         ("HotStream", "LatestStream", "StateStream", "next_value", "values"), "streams"
     ),
     **dict.fromkeys(
-        ("dashboards", "diagnostics", "media", "nats", "protocol", "quality", "tapes"), None
+        ("dashboards", "diagnostics", "media", "models", "nats", "protocol", "quality", "tapes"),
+        None,
     ),
 }
 
@@ -119,6 +120,7 @@ __all__ = [
     "check_connectivity",
     "diagnostics",
     "media",
+    "models",
     "next_value",
     "protocol",
     "quality",

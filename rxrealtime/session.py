@@ -25,7 +25,7 @@ from .asyncio.shell import SessionShell
 from .core.policy import CoreConfig, make_jitter
 from .exceptions import ConfigError, SecretScope
 from .inputs import ImageInput, check_prompt, load_image
-from .models import ModelDefinition, resolve_model
+from .models import DEFAULT_MODEL, ModelDefinition, check_speed, resolve_model
 from .options import SessionOptions, build_options
 from .roles import Role, Streaming, Viewing, ViewingRoom
 from .session_streams import AckLatency, SessionStreams
@@ -74,7 +74,7 @@ class Session(SessionStreams):
 
     def __init__(
         self, url: str, *, api_key: str | None = None,
-        model: str | ModelDefinition = "mirage_v2", **options: Any,
+        model: str | ModelDefinition = DEFAULT_MODEL, **options: Any,
     ) -> None:  # fmt: skip
         self._setup(url, Streaming(resolve_model(model)), api_key, options)
 
@@ -96,8 +96,9 @@ class Session(SessionStreams):
         if isinstance(role, Streaming):
             self.model = role.model
         else:  # a viewer may name the model it watches, for dashboards and prices
-            self.model = resolve_model(options.pop("model", "mirage_v2"))
+            self.model = resolve_model(options.pop("model", DEFAULT_MODEL))
         self.options: SessionOptions = build_options(api_key, **options)
+        check_speed(self.model, self.options.speed)  # warns once, as the vendor's SDK does
         path, query = role.endpoint(self.options.resolution, self.options.speed)
         query.update(TRANSPORTS[self.options.transport].query)
         key = self.options.api_key.get_secret_value()
