@@ -7,7 +7,7 @@ Three names are *moving aliases* that the service resolves on its side, so they 
 as they are and ``alias_of`` says what they serve today: ``lucy-latest`` (lucy-2.5),
 ``lucy-vton-latest`` (lucy-vton-3.6) and ``lucy-restyle-latest`` (lucy-restyle-2).
 The names of before mid-2026 still work: each resolves to its replacement with a
-:class:`DeprecationWarning` that names it (``mirage_v2`` and ``mirage`` ->
+``DeprecationWarning`` that names it (``mirage_v2`` and ``mirage`` ->
 ``lucy-restyle-2``, ``lucy_2_rt`` -> ``lucy-2.1``); ``avatar-live`` keeps its own
 endpoint, with a warning that the service's current SDKs no longer list it.
 
