@@ -6,8 +6,15 @@ video track. A client that publishes nothing within ``receive_only_after_s`` get
 generated from the synthetic pattern instead, as a receive-only client does in aiortc
 mode. Every generated frame is reported to the session (the first starts billing).
 
-CPU is kept low: frames arrive as RGBA (converted natively by LiveKit), at most two are
-queued (older ones are dropped, not delayed), and one output buffer is reused.
+CPU is kept low: frames stay I420 from subscription to publication (the decoder's and
+the encoder's own format; the tint is applied per plane, :func:`.video.transform_planes`,
+so no frame is converted to RGB and back), at most two are queued (older ones are
+dropped, not delayed), and one output buffer is reused.
+
+The track is published with an explicit encoding (:func:`encoding_for`): without one,
+LiveKit derives it from the source's declared size, and a source declared at the
+synthetic 320x180 got the 180p preset, 15 fps and simulcast layers: every session
+received half its frames, at a fraction of its size.
 """
 
 from __future__ import annotations
@@ -21,13 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..media import SyntheticTrack
-from .video import FrameSink, transform_frame
+from ..media import SyntheticTrack, plane_arrays
+from .video import FrameSink, tint_yuv, transform_planes
 
 if TYPE_CHECKING:
     from livekit import rtc
 
-__all__ = ["MIN_SIDE", "RoomGenerator"]
+__all__ = ["MIN_SIDE", "RoomGenerator", "encoding_for", "i420_planes"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +42,27 @@ MIN_SIDE = 16
 """Frames narrower or lower than this are dropped. An H264 publisher that leaves makes
 the subscriber's stream yield a last 2x2 frame, and ``capture_frame`` of such a frame hits
 a libwebrtc check that aborts the whole process (tools/livekit/README.md, gotchas)."""
+
+
+#: Bits per pixel per frame of the published video: LiveKit's 720p preset (1.7 Mbit/s
+#: at 1280x720, 30 fps) is about 0.06; a little more keeps the tint band crisp.
+BITS_PER_PIXEL = 0.07
+
+
+def encoding_for(width: int, height: int, fps: float) -> tuple[int, float]:
+    """(max bitrate in bit/s, max frame rate) to publish ``width`` x ``height`` at ``fps``."""
+    bitrate = int(min(8_000_000, max(200_000, width * height * fps * BITS_PER_PIXEL)))
+    return bitrate, fps
+
+
+def i420_planes(data: Any, width: int, height: int) -> list[np.ndarray]:
+    """Views (no copy) of a packed I420 buffer's Y, U and V planes (LiveKit's layout:
+    chroma planes of ceil(width/2) x ceil(height/2))."""
+    flat = np.frombuffer(data, dtype=np.uint8)
+    cw, ch = (width + 1) // 2, (height + 1) // 2
+    y_end, u_end = width * height, width * height + cw * ch
+    return [flat[:y_end].reshape(height, width), flat[y_end:u_end].reshape(ch, cw),
+            flat[u_end : u_end + cw * ch].reshape(ch, cw)]  # fmt: skip
 
 
 class RoomGenerator:
@@ -49,12 +77,15 @@ class RoomGenerator:
         *,
         receive_only_after_s: float = 1.5,
         synthetic: tuple[int, int, float] = (320, 180, 15.0),
+        publish: tuple[int, int, float] = (1280, 720, 30.0),
     ) -> None:
         self.url = url
         self.client_identity = client_identity
         self.sink = sink
         self.receive_only_after_s = receive_only_after_s
         self.synthetic = synthetic
+        self.publish = publish
+        """The size and rate the published encoding is made for (the model's)."""
         self.source_kind = "none"
         """What the output is made from: ``none`` yet, ``client`` video or ``synthetic``."""
         self.frames = 0
@@ -67,7 +98,8 @@ class RoomGenerator:
         self._connecting: asyncio.Future[None] | None = None
         self._pump: asyncio.Task[None] | None = None
         self._buffer = bytearray()
-        self._pixels = np.empty((0, 0, 4), dtype=np.uint8)
+        self._planes: list[np.ndarray] = []
+        self._size = (0, 0)
 
     def __repr__(self) -> str:  # never the token
         return f"<RoomGenerator for {self.client_identity} from {self.source_kind}>"
@@ -98,11 +130,15 @@ class RoomGenerator:
             # the SDK's "ready for events", and without it panics and SIGTERMs the process.
             self._connecting = asyncio.ensure_future(room.connect(self.url, self._token))
             await asyncio.shield(self._connecting)
-            self._source = rtc.VideoSource(*self.synthetic[:2])
+            width, height, fps = self.publish
+            self._source = rtc.VideoSource(width, height)
             track = rtc.LocalVideoTrack.create_video_track("generated", self._source)
+            bitrate, rate = encoding_for(width, height, fps)
             options = rtc.TrackPublishOptions(
-                source=rtc.TrackSource.SOURCE_CAMERA, video_codec=rtc.VideoCodec.H264
-            )
+                source=rtc.TrackSource.SOURCE_CAMERA, video_codec=rtc.VideoCodec.H264,
+                video_encoding=rtc.VideoEncoding(max_bitrate=bitrate, max_framerate=rate),
+                simulcast=False,
+            )  # fmt: skip
             await room.local_participant.publish_track(track, options)
             self._published.set()
             await asyncio.sleep(self.receive_only_after_s)
@@ -131,7 +167,7 @@ class RoomGenerator:
         from livekit import rtc
 
         await self._published.wait()
-        stream = rtc.VideoStream(track, capacity=2, format=rtc.VideoBufferType.RGBA)
+        stream = rtc.VideoStream(track, capacity=2, format=rtc.VideoBufferType.I420)
         try:
             async for event in stream:
                 frame = event.frame
@@ -139,8 +175,7 @@ class RoomGenerator:
                 if width < MIN_SIDE or height < MIN_SIDE:
                     self.dropped_tiny += 1
                     continue
-                rgba = np.frombuffer(frame.data, dtype=np.uint8, count=width * height * 4)
-                self._emit(rgba.reshape(height, width, 4)[..., :3])
+                self._emit(i420_planes(frame.data, width, height), width, height)
         finally:
             await stream.aclose()
 
@@ -151,23 +186,22 @@ class RoomGenerator:
         start = loop.time()
         for index in itertools.count():
             await asyncio.sleep(max(0.0, start + index / fps - loop.time()))
-            self._emit(pattern.pattern(index))
+            self._emit(plane_arrays(pattern.pattern_yuv(index)), width, height)
 
-    def _emit(self, rgb: np.ndarray) -> None:
-        """Transform one frame into the reused RGBA buffer and publish it."""
+    def _emit(self, planes: list[np.ndarray], width: int, height: int) -> None:
+        """Tint one I420 frame into the reused output buffer and publish it."""
         from livekit import rtc
 
         if self._source is None:
             return
-        height, width = rgb.shape[:2]
-        if self._pixels.shape[:2] != (height, width):
-            self._buffer = bytearray(width * height * 4)
-            self._pixels = np.frombuffer(self._buffer, dtype=np.uint8).reshape(height, width, 4)
-            self._pixels[..., 3] = 255
-        transform_frame(rgb, self.sink.tint, out=self._pixels[..., :3])
+        if self._size != (width, height):
+            cw, ch = (width + 1) // 2, (height + 1) // 2
+            self._buffer = bytearray(width * height + 2 * cw * ch)
+            self._planes, self._size = i420_planes(self._buffer, width, height), (width, height)
+        transform_planes(planes, tint_yuv(self.sink.tint), self._planes)
         # capture_frame copies the pixels before it returns: the buffer is free again
         self._source.capture_frame(
-            rtc.VideoFrame(width, height, rtc.VideoBufferType.RGBA, self._buffer)
+            rtc.VideoFrame(width, height, rtc.VideoBufferType.I420, self._buffer)
         )
         self.frames += 1
         self.sink.on_frame()
