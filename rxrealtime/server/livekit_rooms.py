@@ -171,8 +171,9 @@ class LivekitRooms:
         return self._api
 
     async def open_room(
-        self, session_id: str, sink: FrameSink, receive_only_after_s: float = 1.5
-    ) -> SessionRoom:
+        self, session_id: str, sink: FrameSink, receive_only_after_s: float = 1.5,
+        publish: tuple[int, int, float] = (1280, 720, 30.0),
+    ) -> SessionRoom:  # fmt: skip
         """Create the session's room, start the generator in it, mint the client's token."""
         from livekit import api
 
@@ -187,6 +188,7 @@ class LivekitRooms:
             client,
             sink,
             receive_only_after_s=receive_only_after_s,
+            publish=publish,
         )
         generator.start()
         info = p.LivekitRoomInfo(

@@ -21,6 +21,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection
 
 from .. import protocol as p
 from ..media import SyntheticTrack
+from ..models import MODELS
 from ..options import MAX_PROMPT_CHARS
 from .clock import TickLedger, run_billing_clock
 from .context import ServerContext
@@ -72,6 +73,13 @@ class ServerSession(ServerPeer):
         self._ending = False
         self._queued = False
         self._closing = False
+
+    @property
+    def video_format(self) -> tuple[int, int, float]:
+        """The model's size and frame rate: what the LiveKit participant's encoding is
+        made for (an unknown model name: the current catalogue's 1280x720 at 30)."""
+        model = MODELS.get(self.model)
+        return (model.width, model.height, float(model.fps)) if model else (1280, 720, 30.0)
 
     @property
     def session_id(self) -> str:
@@ -173,7 +181,7 @@ class ServerSession(ServerPeer):
         await self._wait_in_queue()
         if self.room is None:
             try:
-                room = await rooms.open_room(self.id, self)
+                room = await rooms.open_room(self.id, self, publish=self.video_format)
             except Exception as exc:  # the LiveKit server refused or is unreachable
                 self.server.count("livekit_errors")
                 logger.warning("opening a LiveKit room for %s failed: %s", self.id, exc)
