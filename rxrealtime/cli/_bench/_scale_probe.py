@@ -28,7 +28,9 @@ import threading
 import time
 from typing import Any
 
-__all__ = ["GROUPS", "MainProfile", "categorize", "rss_bytes", "snapshot", "thread_role"]
+__all__ = [
+    "GROUPS", "MainProfile", "categorize", "process_cpu_s", "rss_bytes", "snapshot", "thread_role",
+]  # fmt: skip
 
 GROUPS = (
     "rxrealtime",
@@ -80,6 +82,18 @@ def _thread_seconds() -> dict[int, float]:
             continue  # the thread ended meanwhile
         out[int(tid)] = (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
     return out
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) another process has used, from ``/proc``; ``None``
+    when it is gone or this is not Linux."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
 
 
 def snapshot() -> dict[str, Any]:

@@ -27,6 +27,8 @@ protocol's ceiling), so send times travel beside them, not in them.
 * ``["profile", seconds]`` -> ``["profile", {"main": {"groups", "top"}, "from": snapshot, "to":
   snapshot}]``: cProfile of the server's main thread over ``seconds``
   (:class:`._scale_probe.MainProfile`);
+* ``["livekit_cpu"]`` -> ``["livekit_cpu", seconds | null]``: CPU time of the
+  livekit-server child the server started (media="livekit"), counted apart from it;
 * ``["stop"]``.
 
 :class:`ChildProcess` is the driving side of any such child (the scale suite's client
@@ -54,7 +56,7 @@ _P = TypeVar("_P", bound="ChildProcess")
 async def _serve(settings: dict[str, Any]) -> None:
     from ... import protocol as p
     from ...server import ServerSession, serve_embedded
-    from ._scale_probe import MainProfile, snapshot
+    from ._scale_probe import MainProfile, process_cpu_s, snapshot
 
     tick_log: list[tuple[str, int, int]] = []
 
@@ -104,6 +106,10 @@ async def _serve(settings: dict[str, Any]) -> None:
                 tick_log.clear()
             elif command == "mark":
                 reply("mark", snapshot())
+            elif command == "livekit_cpu":
+                process = server.livekit.process if server.livekit is not None else None
+                pid = process.pid if process is not None else None
+                reply("livekit_cpu", process_cpu_s(pid) if pid is not None else None)
             elif command == "profile":
                 before, profile = snapshot(), MainProfile()
                 profile.start()

@@ -21,7 +21,8 @@ from ._report import markdown, plot, summary_table, write
 __all__ = ["DEFAULT_OUT", "SUITES", "add_arguments", "exit_code", "main", "run_suites"]
 
 SUITES = (
-    "decode", "dispatch", "e2e", "scale", "nats", "transport", "tapes", "imports", "secrets",
+    "decode", "dispatch", "e2e", "scale", "nats", "transport", "native", "tapes", "imports",
+    "secrets",
 )  # fmt: skip
 DEFAULT_OUT = Path("benchmarks") / "results"
 
