@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from collections.abc import AsyncIterator
 from fractions import Fraction
@@ -20,6 +21,8 @@ from av.packet import Packet
 from reactivex import Observable
 
 from .exceptions import ConfigError
+from .latency import StampBook
+from .stamps import KEY_BITS, paint_key
 
 __all__ = [
     "BorrowedTrack",
@@ -62,11 +65,17 @@ class SyntheticTrack(MediaStreamTrack):
     sum of a row vector and a column vector (BT.601 limited range, as libswscale
     converts), and no RGB frame is built or converted per frame. :meth:`pattern` is the
     same frame in RGB.
+
+    Each frame sent carries its key in a strip of blocks at the bottom left (see
+    :mod:`rxrealtime.stamps`; :meth:`pattern` and :meth:`pattern_yuv` stay bare), so a
+    session measures glass-to-glass latency on either transport.
     """
 
     kind = "video"
 
-    def __init__(self, width: int = 320, height: int = 180, fps: float = 15.0) -> None:
+    def __init__(
+        self, width: int = 320, height: int = 180, fps: float = 15.0, *, stamp: bool = True
+    ) -> None:
         if width <= 0 or height <= 0 or width % 2 or height % 2:
             raise ConfigError("SyntheticTrack width and height must be positive even numbers")
         if not 0 < fps <= 120:
@@ -77,6 +86,11 @@ class SyntheticTrack(MediaStreamTrack):
         self._ys = np.arange(height, dtype=np.int64)
         self._count = 0
         self._start: float | None = None
+        self.stamps: StampBook | None = StampBook() if stamp else None
+        """When each stamped frame was made, by the key painted into it
+        (:mod:`rxrealtime.stamps`): a session reads the key back off the generated video
+        to measure glass-to-glass latency. ``stamp=False`` sends the bare pattern."""
+        self._key_offset = secrets.randbelow(1 << KEY_BITS)  # two tracks' keys differ
 
     def _square(self, index: int) -> tuple[int, int, int]:
         side = max(8, self.height // 6)
@@ -144,6 +158,11 @@ class SyntheticTrack(MediaStreamTrack):
         # A new frame each time, in the encoder's yuv420p: a frame handed out is never
         # written again, and never converted by two encoders at once (aiortc issue #767).
         frame = self.pattern_yuv(self._count)
+        book = self.stamps
+        if book is not None:
+            key = (self._key_offset + self._count) % (1 << KEY_BITS)
+            if paint_key(plane_arrays(frame), key):
+                book.sent(key, time.monotonic())
         frame.pts = int(self._count * VIDEO_CLOCK_RATE / self.fps)
         frame.time_base = VIDEO_TIME_BASE
         self._count += 1

@@ -25,6 +25,8 @@ from typing import Literal
 
 import msgspec
 
+from .latency import GlassToGlass
+
 __all__ = [
     "ConnectionQuality",
     "MediaCounters",
@@ -73,6 +75,10 @@ class SessionStats(msgspec.Struct, frozen=True, gc=False):
     """Seconds of stalled video so far (an ongoing stall counts up to now)."""
     frozen: bool = False
     candidate_pair: str | None = None
+    latency: GlassToGlass | None = None
+    """Glass-to-glass latency (time to first frame, p50, p90, samples), where the session
+    can match generated frames to the frames it sent; ``None`` where it cannot (e.g.
+    against a service that keeps neither LiveKit's frame metadata nor the picture stamp)."""
 
 
 class StatsSampler:
@@ -84,7 +90,7 @@ class StatsSampler:
 
     def sample(
         self, counters: MediaCounters, now: float, *, freezes: int = 0, freeze_s: float = 0.0,
-        frozen: bool = False,
+        frozen: bool = False, latency: GlassToGlass | None = None,
     ) -> SessionStats | None:  # fmt: skip
         """The figures since the previous sample, or ``None`` for the first one."""
         previous, at = self._previous, self._at
@@ -111,6 +117,7 @@ class StatsSampler:
             freeze_s=round(freeze_s, 3),
             frozen=frozen,
             candidate_pair=counters.candidate_pair,
+            latency=latency,
         )
 
 

@@ -34,10 +34,11 @@ LAYERS: dict[str, Layer] = {
     "wire": Layer(("exceptions", "protocol", "urls", "states"), (),
                   "frames as msgspec structs, the error tree, URLs and redaction, the "
                   "connection state and session identity"),
-    "values": Layer(("diagnostics", "quality", "models", "inputs"), ("wire",),
-                    "what sessions report and take: diagnostics, quality verdicts, the "
-                    "model catalogue, prompt and image checks"),
-    "media": Layer(("media",), ("wire",), "video frames and the synthetic source (aiortc, "
+    "values": Layer(("diagnostics", "quality", "latency", "models", "inputs"), ("wire",),
+                    "what sessions report and take: diagnostics, quality verdicts, latency, "
+                    "the model catalogue, prompt and image checks"),
+    "media": Layer(("media", "stamps"), ("wire", "values"),
+                   "video frames, the synthetic source and its picture stamps (aiortc, numpy; "
                    "loaded on first use)"),
     "core": Layer(("core",), ("wire", "values"),
                   "the sans-I/O state machine: events in, decisions out"),

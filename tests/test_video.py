@@ -91,7 +91,7 @@ class Frames(rt.media.SyntheticTrack):
 
 
 async def test_generated_track_tints_yuv_planes_like_the_rgb_transform() -> None:
-    source, sink = Frames(320, 180), Sink("anime")
+    source, sink = Frames(320, 180, stamp=False), Sink("anime")
     track = GeneratedTrack(source, sink)
     reference = rt.media.SyntheticTrack(320, 180)
     for index in range(3):

@@ -22,6 +22,7 @@ from ..core import events as ev
 from ..core.machine import SessionCore
 from ..core.policy import CoreConfig, close_error
 from ..exceptions import ConnectionLost, RealtimeError, SessionClosed
+from ..latency import LatencyMeter, StampBook
 from ..options import SessionOptions
 from ..quality import QualityWatch, StatsSampler
 from ..session_streams import AckLatency, SessionStreams
@@ -89,6 +90,9 @@ class SessionShell:
         self._acks: dict[int, asyncio.Future[Any]] = {}
         self._connected: asyncio.Future[None] | None = None
         self.quality_watch = QualityWatch(options.quality_thresholds)  # across links
+        self.latency = LatencyMeter()
+        self._link_started: float | None = None
+        self._stamps: StampBook | None = None
         stall_s = options.video_stall_s
         self.stall_watch = StallWatch(streams, stall_s) if stall_s else None
         self._appliers: dict[type[ev.Decision], Callable[[Any], None]] = {
@@ -127,6 +131,8 @@ class SessionShell:
             raise SessionClosed("this session was disconnected; create a new Session")
         decisions = self.core.feed(ev.ConnectRequested(prompt, image))  # raises if not idle
         self.local_track = local_track
+        stamps = getattr(local_track, "stamps", None)  # a SyntheticTrack stamps its frames
+        self._stamps = stamps if isinstance(stamps, StampBook) else None
         self._connected = connected = asyncio.get_running_loop().create_future()
         self.apply(decisions)
         try:
@@ -187,6 +193,7 @@ class SessionShell:
 
         number = link.number
         clock = PhaseClock(self.streams, decision.attempt)
+        self._link_started = time.monotonic()  # time to first frame counts from here
         try:
             await link.socket.open()
             clock.mark("websocket")
@@ -236,6 +243,7 @@ class SessionShell:
             send=partial(self._send, self.links[number]), lost=self._lost(number),
             problem=st.errors.emit, track_received=st.remote_tracks.emit,
             frame_received=self._count_frame, identified=self._control(number),
+            latency=self._latency_sample,
             local_track=self.local_track,
             ice_servers=[s.as_dict() for s in self.options.ice_servers],
             loopback=self.loopback, preferred_codec=self.options.preferred_codec,
@@ -251,7 +259,33 @@ class SessionShell:
 
     def _count_frame(self, frame: Any) -> None:
         self.frames_received += 1
+        started = self._link_started
+        if started is not None:  # the link's first generated frame
+            self._link_started = None
+            self.latency.first_frame(time.monotonic() - started)
+        book = self._stamps
+        if book is not None and self.latency.source != "frame-metadata":
+            self._read_stamp(frame, book)
         self.streams.frames.emit(frame)
+
+    def _read_stamp(self, frame: Any, book: StampBook) -> None:
+        """The picture stamp of a generated frame, matched to when its source frame was
+        made: a glass-to-glass sample (when the transport has no frame metadata)."""
+        from ..media import plane_arrays
+        from ..stamps import read_key
+
+        try:
+            key = read_key(plane_arrays(frame)[0])
+        except Exception:  # a frame of another kind than yuv420p: no stamp to read
+            self._stamps = None
+            return
+        captured = book.captured_at(key) if key is not None else None
+        if captured is not None:
+            self.latency.sample(time.monotonic() - captured, "picture-stamp")
+
+    def _latency_sample(self, seconds: float) -> None:
+        """A transport matched a generated frame by its metadata (LiveKit)."""
+        self.latency.sample(seconds, "frame-metadata")
 
     def _sample_stats(self, media: MediaTransport, interval: float) -> asyncio.Task[None]:
         """Every ``interval``, while anyone watches: stats, raw stats and the quality."""
@@ -268,7 +302,8 @@ class SessionShell:
                 watch = self.stall_watch
                 freezes = watch.freezes if watch else (0, 0.0, False)
                 stats = sampler.sample(counters, time.monotonic(), freezes=freezes[0],
-                                       freeze_s=freezes[1], frozen=freezes[2])  # fmt: skip
+                                       freeze_s=freezes[1], frozen=freezes[2],
+                                       latency=self.latency.summary())  # fmt: skip
                 if raw is not None:
                     st.raw_stats.emit(raw)
                 if stats is not None:

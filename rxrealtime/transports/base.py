@@ -59,6 +59,10 @@ class MediaContext:
     """A view-only subscriber: receive the generated video, publish nothing."""
     preferred_codec: str | None = None
     """``vp8`` or ``h264`` to offer first, or ``None`` for the transport's default."""
+    latency: Callable[[float], None] = field(default=lambda seconds: None)
+    """Report one glass-to-glass sample (seconds) of a generated frame the transport
+    matched to a frame it sent (LiveKit's frame metadata); a transport that cannot match
+    frames never calls it, and the session reads the picture stamp instead."""
     media_timeout_s: float = 15.0
     """How long :meth:`MediaTransport.start` may wait for the generated video before it
     says so (a transport whose media never comes raises a clear error, not a timeout)."""
