@@ -137,7 +137,10 @@ class RoomGenerator:
             options = rtc.TrackPublishOptions(
                 source=rtc.TrackSource.SOURCE_CAMERA, video_codec=rtc.VideoCodec.H264,
                 video_encoding=rtc.VideoEncoding(max_bitrate=bitrate, max_framerate=rate),
-                simulcast=False,
+                simulcast=False, frame_metadata_features=[  # the client's capture stamps, kept
+                    rtc.FrameMetadataFeature.FMF_USER_TIMESTAMP,
+                    rtc.FrameMetadataFeature.FMF_FRAME_ID,
+                ],
             )  # fmt: skip
             await room.local_participant.publish_track(track, options)
             self._published.set()
@@ -175,7 +178,8 @@ class RoomGenerator:
                 if width < MIN_SIDE or height < MIN_SIDE:
                     self.dropped_tiny += 1
                     continue
-                self._emit(i420_planes(frame.data, width, height), width, height)
+                planes = i420_planes(frame.data, width, height)
+                self._emit(planes, width, height, event.metadata)
         finally:
             await stream.aclose()
 
@@ -188,8 +192,12 @@ class RoomGenerator:
             await asyncio.sleep(max(0.0, start + index / fps - loop.time()))
             self._emit(plane_arrays(pattern.pattern_yuv(index)), width, height)
 
-    def _emit(self, planes: list[np.ndarray], width: int, height: int) -> None:
-        """Tint one I420 frame into the reused output buffer and publish it."""
+    def _emit(
+        self, planes: list[np.ndarray], width: int, height: int, metadata: Any = None
+    ) -> None:
+        """Tint one I420 frame into the reused output buffer and publish it, with the
+        client frame's metadata (its capture stamp), as a generating service would: the
+        client measures glass-to-glass latency from it."""
         from livekit import rtc
 
         if self._source is None:
@@ -201,7 +209,8 @@ class RoomGenerator:
         transform_planes(planes, tint_yuv(self.sink.tint), self._planes)
         # capture_frame copies the pixels before it returns: the buffer is free again
         self._source.capture_frame(
-            rtc.VideoFrame(width, height, rtc.VideoBufferType.I420, self._buffer)
+            rtc.VideoFrame(width, height, rtc.VideoBufferType.I420, self._buffer),
+            metadata=metadata,
         )
         self.frames += 1
         self.sink.on_frame()
