@@ -25,6 +25,20 @@ Only :meth:`BillingClock.reset` starts a new server session in the second mode; 
 idempotent until the next tick, so a reset announced twice (``reconnecting`` then
 ``session_started``) does not double count.
 
+Prices know the speed tier. The service bills a ``speed="fast"`` session at twice the
+standard rate of its model (the vendor's rule, :data:`SPEED_MULTIPLIERS`), so a price
+table is keyed by model and, where a tier has a price of its own, by ``"model:tier"``::
+
+    prices = {"lucy-2.6": "0.01", "lucy-2.1": "0.008", "lucy-vton-3.6:fast": "0.025"}
+
+:func:`resolve_rate` picks ``"model:tier"`` when the table has it, else the model's
+standard price times the tier's multiplier (``lucy-2.6`` fast: 0.02 above), and a flat
+rate is the standard price, multiplied the same way. String keys, rather than
+``(model, tier)`` tuples, because price tables come from configuration, the command line
+(``--price lucy-2.6:fast=0.03``) and JSON, which have no tuples. The tier of a session
+is ``session.tier`` (:func:`tier_of`): what it asked for with ``speed=`` if its model
+offers it, else ``standard``, because the service ignores a tier the model lacks.
+
 This module sits below :mod:`rxrealtime.operators` (whose billing operators use the same
 clock) and below the session: it imports only :mod:`rxrealtime.exceptions` and reactivex.
 """
@@ -42,13 +56,17 @@ from reactivex.disposable import CompositeDisposable
 from .exceptions import ConfigError
 
 __all__ = [
+    "SPEED_MULTIPLIERS",
+    "STANDARD",
     "BilledTick",
     "BillingClock",
     "BillingSource",
     "Rate",
     "SessionBilling",
+    "price_key",
     "resolve_rate",
     "seconds_of",
+    "tier_of",
     "to_decimal",
 ]
 
@@ -121,24 +139,71 @@ def to_decimal(value: Rate, what: str = "rate") -> Decimal:
     return result
 
 
+STANDARD = "standard"
+"""The tier of a session that asked for no speed (``rxrealtime.models.STANDARD``)."""
+
+SPEED_MULTIPLIERS: dict[str, int] = {STANDARD: 1, "fast": 2}
+"""What a speed tier costs, in standard seconds: the service bills ``fast`` at twice the
+standard rate. A tier missing here needs a ``"model:tier"`` price of its own."""
+
+
+def price_key(model: str, tier: str | None = None) -> str:
+    """The key of a tier's own price in a price table: ``"lucy-2.6:fast"`` (the model
+    alone for the standard tier)."""
+    return model if not tier or tier == STANDARD else f"{model}:{tier}"
+
+
+def tier_of(source: object) -> str:
+    """The speed tier a session (or a replay, or anything with a ``tier``) is billed at;
+    :data:`STANDARD` for a source that does not say."""
+    tier = getattr(source, "tier", None)
+    return tier if isinstance(tier, str) and tier else STANDARD
+
+
+def _multiplier(tier: str, what: str) -> int:
+    try:
+        return SPEED_MULTIPLIERS[tier]
+    except KeyError:
+        known = ", ".join(SPEED_MULTIPLIERS)
+        raise ConfigError(
+            f"no price for tier {tier!r} of {what}: give it a price of its own "
+            f"(tiers with a known multiplier: {known})"
+        ) from None
+
+
 def resolve_rate(
     rate_per_second: Rate | None,
     prices: Mapping[str, Rate] | None = None,
     model: str | None = None,
+    tier: str | None = None,
 ) -> Decimal | None:
-    """The price of one billed second: a flat rate, or a model's entry of a price table."""
+    """The price of one billed second: a flat rate, or a model's entry of a price table,
+    at the speed ``tier`` (``None``: standard).
+
+    A table's ``"model:tier"`` entry wins; else the model's standard price (its own entry,
+    or ``"model:standard"``) times :data:`SPEED_MULTIPLIERS` ``[tier]``. A flat rate is a
+    standard rate and is multiplied the same way. Raises
+    :class:`~rxrealtime.ConfigError` for a model or a tier the prices cannot price.
+    """
+    tier = tier or STANDARD
     if prices is not None:
         if rate_per_second is not None:
             raise ConfigError("pass rate_per_second or prices, not both")
         if model is None:
             raise ConfigError("a price table needs model= to pick the price")
-        if model not in prices:
+        own = price_key(model, tier)
+        if own in prices:
+            return to_decimal(prices[own], f"price of {own}")
+        standard = model if model in prices else f"{model}:{STANDARD}"
+        if standard not in prices:
             known = ", ".join(sorted(prices)) or "none"
             raise ConfigError(f"no price for model {model!r} (priced: {known})")
-        return to_decimal(prices[model], f"price of {model}")
+        base = to_decimal(prices[standard], f"price of {standard}")
+        return base * _multiplier(tier, model) if tier != STANDARD else base
     if rate_per_second is None:
         return None
-    return to_decimal(rate_per_second, "rate_per_second")
+    rate = to_decimal(rate_per_second, "rate_per_second")
+    return rate * _multiplier(tier, "a flat rate") if tier != STANDARD else rate
 
 
 # -- a live session's total ------------------------------------------------------------

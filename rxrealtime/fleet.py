@@ -24,7 +24,7 @@ from typing import Generic, TypeVar
 from reactivex.disposable import CompositeDisposable
 
 from . import protocol as p
-from .billing import BilledTick, Rate, SessionBilling, resolve_rate
+from .billing import STANDARD, BilledTick, Rate, SessionBilling, resolve_rate, tier_of
 from .exceptions import ConfigError, RealtimeError
 from .session import ConnectionState, Session, SessionInfo
 from .streams import HotStream, StateStream
@@ -38,11 +38,13 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Keyed(Generic[T]):
-    """One session's value on a fleet stream."""
+    """One session's value on a fleet stream; ``tier`` is its speed tier (``standard`` or
+    ``fast``), which a consumer pricing the value needs beside the model."""
 
     key: str
     model: str
     value: T
+    tier: str = STANDARD
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,7 @@ class _Member:
         self.fixed_key = key or session.session_id
         self.provisional = f"pending-{index}"
         self.state = session.state
+        self.tier = tier_of(session)
         self.price = Decimal(0)
         self.billing = SessionBilling(session, on_billed=lambda billed: on_billed(self, billed))
         self.subscriptions = CompositeDisposable(self.billing)
@@ -84,9 +87,12 @@ class Fleet:
     """Sessions merged into keyed hot streams; see the module docstring for keys.
 
     ``rate_per_second`` or ``prices`` (a per-model price table) make the totals carry a
-    cost. Streams: ``states``, ``ticks``, ``billed`` (running total per session, across
-    reconnects), ``billed_deltas`` (seconds billed by each tick), ``errors``,
-    ``prompt_acks``, and ``totals`` (a state stream: replays the current totals).
+    cost; each session is priced at its speed tier (``session.tier``: a ``fast`` second
+    costs the standard price times ``SPEED_MULTIPLIERS["fast"]``, or the table's
+    ``"model:fast"`` entry; see :func:`~rxrealtime.billing.resolve_rate`). Streams:
+    ``states``, ``ticks``, ``billed`` (running total per session, across reconnects),
+    ``billed_deltas`` (seconds billed by each tick), ``errors``, ``prompt_acks``, and
+    ``totals`` (a state stream: replays the current totals).
     """
 
     def __init__(
@@ -139,11 +145,11 @@ class Fleet:
             raise ConfigError("this fleet is closed")
         if id(session) in self._members:
             return self._members[id(session)].key
-        if self._prices is not None:
-            resolve_rate(None, self._prices, session.model.name)  # fail now, not mid-session
+        if self._prices is not None:  # fail now, not mid-session
+            resolve_rate(None, self._prices, session.model.name, tier_of(session))
         self._added += 1
         member = _Member(session, key, self._added, self._on_billed)
-        member.price = self.price_of(member.model) or Decimal(0)
+        member.price = self.price_of(member.model, member.tier) or Decimal(0)
         self._members[id(session)] = member
         self._billed_s += member.billing.total
         self._cost += member.price * member.billing.total
@@ -202,17 +208,18 @@ class Fleet:
         """Billed seconds of every watched session (a removed one no longer counts)."""
         return sum(m.billing.total for m in self._members.values())
 
-    def price_of(self, model: str) -> Decimal | None:
-        """The price of one billed second of ``model``, ``None`` when the fleet has no
-        prices; raises :class:`~rxrealtime.ConfigError` for a model the table lacks."""
+    def price_of(self, model: str, tier: str | None = None) -> Decimal | None:
+        """The price of one billed second of ``model`` at the speed ``tier`` (``None``:
+        standard), ``None`` when the fleet has no prices; raises
+        :class:`~rxrealtime.ConfigError` for a model (or tier) the prices cannot price."""
         if self._prices is not None:
-            return resolve_rate(None, self._prices, model)
-        return self._rate
+            return resolve_rate(None, self._prices, model, tier)
+        return resolve_rate(self._rate, None, None, tier)
 
     # -- wiring --------------------------------------------------------------------
 
     def _keyed(self, member: _Member, value: T) -> Keyed[T]:
-        return Keyed(member.key, member.model, value)
+        return Keyed(member.key, member.model, value, member.tier)
 
     def _on_started(self, member: _Member, info: SessionInfo) -> None:
         if member.fixed_key is None:

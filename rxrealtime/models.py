@@ -29,14 +29,20 @@ __all__ = [
     "DEFAULT_MODEL",
     "DEPRECATED",
     "MODELS",
+    "STANDARD",
     "ModelDefinition",
     "ModelEntry",
     "check_speed",
     "list",
+    "reset_warnings",
     "resolve_model",
+    "served_tier",
 ]
 
 Speed = Literal["fast"]
+
+STANDARD = "standard"
+"""The tier a session is served at when it asks for no ``speed`` (or one its model lacks)."""
 
 
 class ModelDefinition(BaseModel):
@@ -99,6 +105,14 @@ definition). Each warns once per process."""
 
 _warned: set[str] = set()
 _warned_speeds: set[tuple[str, str]] = set()
+
+
+def reset_warnings() -> None:
+    """Forget which deprecated names and (model, speed) pairs already warned, so the next
+    use warns again. The memory is process-wide (once per process, as the vendor's SDK
+    warns); tests call this so that what they assert does not depend on their order."""
+    _warned.clear()
+    _warned_speeds.clear()
 
 
 class ModelEntry(BaseModel):
@@ -181,3 +195,26 @@ def check_speed(model: ModelDefinition, speed: str | None) -> None:
         UserWarning,
         stacklevel=4,
     )
+
+
+def served_tier(model: str | ModelDefinition, speed: str | None) -> str:
+    """The tier a session is served, and billed, at: ``speed`` when the model offers it,
+    else :data:`STANDARD` (the service ignores a tier the model lacks, see
+    :func:`check_speed`, so pricing it would overcharge).
+
+    A definition answers with its own ``speeds``; a name is looked up in the catalogue
+    (a deprecated one through its replacement) without warning. A name outside the
+    catalogue keeps ``speed`` as it is: only the service knows what it offers. The
+    embedded server uses this to record each session's tier from its query.
+    """
+    if not speed or speed == STANDARD:
+        return STANDARD
+    if isinstance(model, str):
+        found = MODELS.get(model)
+        if found is None and model in DEPRECATED:
+            replacement = DEPRECATED[model]
+            found = MODELS[replacement] if replacement else _AVATAR
+        if found is None:
+            return speed
+        model = found
+    return speed if speed in model.speeds else STANDARD

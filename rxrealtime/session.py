@@ -25,7 +25,7 @@ from .asyncio.shell import SessionShell
 from .core.policy import CoreConfig, make_jitter
 from .exceptions import ConfigError, SecretScope
 from .inputs import ImageInput, check_prompt, load_image
-from .models import DEFAULT_MODEL, ModelDefinition, check_speed, resolve_model
+from .models import DEFAULT_MODEL, ModelDefinition, check_speed, resolve_model, served_tier
 from .options import SessionOptions, build_options
 from .roles import Role, Streaming, Viewing, ViewingRoom
 from .session_streams import AckLatency, SessionStreams
@@ -150,6 +150,13 @@ class Session(SessionStreams):
     def url(self) -> str:
         """The signaling URL with the API key redacted."""
         return self._redact(self._url)
+
+    @property
+    def tier(self) -> str:
+        """The speed tier the session is served and billed at: ``fast`` when it asked for
+        ``speed="fast"`` and its model offers it, else ``standard`` (the service ignores a
+        tier the model lacks). Fleets, dashboards and tapes price and record it."""
+        return served_tier(self.model, self.options.speed)
 
     @property
     def state(self) -> ConnectionState:

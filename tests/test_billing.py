@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from reactivex.disposable import CompositeDisposable
 from reactivex.subject import Subject
 
+from rxrealtime import models
 from rxrealtime import protocol as p
-from rxrealtime.billing import BilledTick, BillingClock, SessionBilling, resolve_rate
+from rxrealtime.billing import (
+    SPEED_MULTIPLIERS,
+    STANDARD,
+    BilledTick,
+    BillingClock,
+    SessionBilling,
+    price_key,
+    resolve_rate,
+    tier_of,
+)
 from rxrealtime.exceptions import ConfigError
 
 
@@ -117,7 +128,42 @@ def test_the_clock_without_resets_takes_a_drop_for_a_reconnect() -> None:
 
 
 def test_resolve_rate_prices_a_model_from_a_table() -> None:
-    assert resolve_rate(None, {"mirage_v2": "0.01"}, "mirage_v2") == Decimal("0.01")
+    assert resolve_rate(None, {"lucy-2.6": "0.01"}, "lucy-2.6") == Decimal("0.01")
     assert resolve_rate(None) is None
     with pytest.raises(ConfigError, match="no price for model"):
-        resolve_rate(None, {"mirage": 1}, "mirage_v2")
+        resolve_rate(None, {"lucy-2.1": 1}, "lucy-2.6")
+
+
+def test_a_fast_second_costs_twice_the_standard_price_unless_priced_itself() -> None:
+    prices = {"lucy-2.6": "0.01", "lucy-vton-3.6": "0.02", "lucy-vton-3.6:fast": "0.03"}
+    assert SPEED_MULTIPLIERS == {"standard": 1, "fast": 2}
+    assert resolve_rate(None, prices, "lucy-2.6", "fast") == Decimal("0.02")  # 2x
+    assert resolve_rate(None, prices, "lucy-2.6", None) == Decimal("0.01")
+    assert resolve_rate(None, prices, "lucy-2.6", "standard") == Decimal("0.01")
+    assert resolve_rate(None, prices, "lucy-vton-3.6", "fast") == Decimal("0.03")  # its own
+    assert resolve_rate(None, prices, "lucy-vton-3.6") == Decimal("0.02")
+    # A flat rate is a standard rate: a tier multiplies it the same way.
+    assert resolve_rate("0.01", tier="fast") == Decimal("0.02")
+    assert resolve_rate(0.1, tier="standard") == Decimal("0.1")
+    # A table may price only a tier (then the standard tier has no price), or name the
+    # standard tier explicitly.
+    assert resolve_rate(None, {"m:fast": 5}, "m", "fast") == 5
+    assert resolve_rate(None, {"m:standard": 1}, "m", "fast") == 2
+    with pytest.raises(ConfigError, match="no price for model 'm'"):
+        resolve_rate(None, {"m:fast": 5}, "m")
+
+
+def test_a_tier_without_a_multiplier_needs_a_price_of_its_own() -> None:
+    with pytest.raises(ConfigError, match=r"no price for tier 'turbo' of lucy-2\.6"):
+        resolve_rate(None, {"lucy-2.6": 1}, "lucy-2.6", "turbo")
+    with pytest.raises(ConfigError, match="no price for tier 'turbo' of a flat rate"):
+        resolve_rate(1, tier="turbo")
+    assert resolve_rate(None, {"lucy-2.6:turbo": 7}, "lucy-2.6", "turbo") == 7
+
+
+def test_price_keys_and_the_tier_of_a_source() -> None:
+    assert price_key("lucy-2.6") == price_key("lucy-2.6", "standard") == "lucy-2.6"
+    assert price_key("lucy-2.6", "fast") == "lucy-2.6:fast"
+    assert tier_of(object()) == "standard"  # a source that does not say
+    assert tier_of(SimpleNamespace(tier="fast")) == "fast"
+    assert STANDARD == models.STANDARD  # billing sits below models: the same word twice

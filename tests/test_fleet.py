@@ -17,10 +17,10 @@ def info(sid: str) -> rt.SessionInfo:
     return rt.SessionInfo(sid=sid, ip="127.0.0.1", port=1, subscribe_token="t")
 
 
-def offline_session(model: str = "mirage_v2") -> rt.Session:
+def offline_session(model: str = "lucy-2.6", speed: str | None = None) -> rt.Session:
     # A real Session, never connected: its hot streams exist from construction, so a
     # test can emit what a server session would produce, without a network.
-    return rt.Session("ws://127.0.0.1:9", api_key="rt_secret_key", model=model)
+    return rt.Session("ws://127.0.0.1:9", api_key="rt_secret_key", model=model, speed=speed)
 
 
 def test_fleet_keys_by_first_session_id_and_keeps_it_across_reconnects() -> None:
@@ -36,16 +36,16 @@ def test_fleet_keys_by_first_session_id_and_keeps_it_across_reconnects() -> None
     for s in (1, 1, 2):  # including a duplicate
         session.generation_ticks.emit(p.GenerationTick(s))
     assert [(k.key, k.model, k.value) for k in billed] == [
-        ("sid-a", "mirage_v2", 1), ("sid-a", "mirage_v2", 2), ("sid-a", "mirage_v2", 3),
-        ("sid-a", "mirage_v2", 4), ("sid-a", "mirage_v2", 4), ("sid-a", "mirage_v2", 5),
+        ("sid-a", "lucy-2.6", 1), ("sid-a", "lucy-2.6", 2), ("sid-a", "lucy-2.6", 3),
+        ("sid-a", "lucy-2.6", 4), ("sid-a", "lucy-2.6", 4), ("sid-a", "lucy-2.6", 5),
     ]  # fmt: skip
     assert fleet.billed_by_session == {"sid-a": 5}
     assert fleet.key_of(session) == "sid-a"
 
 
 def test_fleet_totals_sum_sessions_and_price_each_model() -> None:
-    a, b = offline_session("mirage_v2"), offline_session("lucy_2_rt")
-    fleet = rt.Fleet([a, b], prices={"mirage_v2": "0.01", "lucy_2_rt": "0.05"})
+    a, b = offline_session("lucy-2.6"), offline_session("lucy-2.1")
+    fleet = rt.Fleet([a, b], prices={"lucy-2.6": "0.01", "lucy-2.1": "0.05"})
     deltas: list[tuple[str, int]] = []
     fleet.billed_deltas.subscribe(lambda k: deltas.append((k.key, k.value)))
     a.session_started.emit(info("a"))
@@ -62,9 +62,38 @@ def test_fleet_totals_sum_sessions_and_price_each_model() -> None:
 
 
 def test_fleet_rejects_a_session_whose_model_has_no_price() -> None:
-    fleet = rt.Fleet(prices={"mirage": 1})
-    with pytest.raises(rt.ConfigError, match="no price for model 'mirage_v2'"):
+    fleet = rt.Fleet(prices={"lucy-2.1": 1})
+    with pytest.raises(rt.ConfigError, match=r"no price for model 'lucy-2\.6'"):
         fleet.add(offline_session())
+
+
+def test_fleet_prices_each_session_at_its_speed_tier() -> None:
+    fast, slow = offline_session(speed="fast"), offline_session()
+    rt.models.reset_warnings()
+    with pytest.warns(UserWarning, match="does not offer speed='fast'"):
+        ignored = offline_session("lucy-2.1", speed="fast")  # no fast tier: billed standard
+    vton = offline_session("lucy-vton-3.6", speed="fast")
+    prices = {
+        "lucy-2.6": "0.01",
+        "lucy-2.1": "0.01",
+        "lucy-vton-3.6": "1",
+        "lucy-vton-3.6:fast": "0.05",
+    }
+    fleet = rt.Fleet([fast, slow, ignored, vton], prices=prices)
+    billed: list[rt.Keyed[int]] = []
+    fleet.billed_deltas.subscribe(billed.append)
+    for i, s in enumerate((fast, slow, ignored, vton)):
+        s.session_started.emit(info(f"s{i}"))
+        s.generation_ticks.emit(p.GenerationTick(10))
+    assert [(k.key, k.tier) for k in billed] == [
+        ("s0", "fast"), ("s1", "standard"), ("s2", "standard"), ("s3", "fast"),
+    ]  # fmt: skip
+    # 10 s at 2 x 0.01, 10 s at 0.01, 10 s at 0.01, 10 s at the table's own 0.05
+    assert fleet.totals.value.cost == Decimal("0.20") + Decimal("0.10") * 2 + Decimal("0.50")
+    assert fleet.price_of("lucy-2.6", "fast") == Decimal("0.02")
+    assert fleet.price_of("lucy-2.6") == Decimal("0.01")
+    flat = rt.Fleet([offline_session(speed="fast")], rate_per_second="0.5")
+    assert flat.price_of("any", "fast") == 1 and flat.price_of("any") == Decimal("0.5")
 
 
 def test_fleet_keys_errors_and_completes_on_close() -> None:
@@ -77,7 +106,7 @@ def test_fleet_keys_errors_and_completes_on_close() -> None:
     session.errors.emit(rt.ServerError("boom"))
     fleet.close()
     session.errors.emit(rt.ServerError("after close"))
-    assert errors == [rt.Keyed("camera-1", "mirage_v2", rt.ServerError("boom"))]
+    assert errors == [rt.Keyed("camera-1", "lucy-2.6", rt.ServerError("boom"))]
     assert done == [True]
 
 
@@ -86,7 +115,7 @@ async def test_fleet_of_live_sessions_totals_billing_across_a_reconnect(
 ) -> None:
     fast = rt.ReconnectPolicy(initial_delay_s=0.05, max_delay_s=0.1)
     sessions = [
-        rt.Session(server.url, api_key=server.api_key, model="mirage_v2", reconnect=fast)
+        rt.Session(server.url, api_key=server.api_key, model="lucy-2.6", reconnect=fast)
         for _ in range(2)
     ]
     fleet = rt.Fleet(sessions, rate_per_second="0.5")

@@ -176,9 +176,32 @@ def test_cost_is_exact_decimal_money() -> None:
 def test_cost_uses_the_model_price_from_a_price_table() -> None:
     scheduler = TestScheduler()
     source = scheduler.create_hot_observable(on_next(210, 10))
-    prices = {"mirage_v2": "0.02", "lucy_2_rt": "0.05"}
-    result = scheduler.start(lambda: source.pipe(rto.cost(prices=prices, model="lucy_2_rt")))
+    prices = {"lucy-2.6": "0.02", "lucy-2.1": "0.05"}
+    result = scheduler.start(lambda: source.pipe(rto.cost(prices=prices, model="lucy-2.1")))
     assert result.messages == [on_next(210, Decimal("0.50"))]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "per_second"),
+    [
+        ({"prices": {"lucy-2.6": "0.02"}, "model": "lucy-2.6"}, "0.02"),
+        ({"prices": {"lucy-2.6": "0.02"}, "model": "lucy-2.6", "tier": "standard"}, "0.02"),
+        ({"prices": {"lucy-2.6": "0.02"}, "model": "lucy-2.6", "tier": "fast"}, "0.04"),
+        ({"prices": {"lucy-2.6": "0.02", "lucy-2.6:fast": "0.03"}, "model": "lucy-2.6",
+          "tier": "fast"}, "0.03"),
+        ({"rate_per_second": "0.02", "tier": "fast"}, "0.04"),
+        ({"rate_per_second": "0.02", "tier": None}, "0.02"),
+    ],
+)  # fmt: skip
+def test_cost_prices_the_speed_tier(kwargs: dict[str, object], per_second: str) -> None:
+    # A fast second costs SPEED_MULTIPLIERS["fast"] (2) standard ones, unless the table
+    # prices the tier itself.
+    scheduler = TestScheduler()
+    source = scheduler.create_hot_observable(on_next(210, 1), on_next(220, 10), on_completed(230))
+    result = scheduler.start(lambda: source.pipe(rto.cost(**kwargs)))  # type: ignore[arg-type]
+    rate = Decimal(per_second)
+    assert result.messages == [on_next(210, rate), on_next(220, rate * 10), on_completed(230)]
+    assert rto.SPEED_MULTIPLIERS["fast"] == 2
 
 
 @pytest.mark.parametrize(
@@ -187,8 +210,10 @@ def test_cost_uses_the_model_price_from_a_price_table() -> None:
         {},
         {"rate_per_second": -1},
         {"rate_per_second": "abc"},
-        {"prices": {"mirage": 1}},
-        {"prices": {"mirage": 1}, "model": "other"},
+        {"prices": {"lucy-2.6": 1}},
+        {"prices": {"lucy-2.6": 1}, "model": "other"},
+        {"prices": {"lucy-2.6": 1}, "model": "lucy-2.6", "tier": "turbo"},
+        {"rate_per_second": 1, "tier": "turbo"},
         {"rate_per_second": 1, "prices": {"m": 1}, "model": "m"},
     ],
 )

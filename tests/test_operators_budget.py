@@ -142,7 +142,7 @@ async def test_budget_guard_on_cost_reports_the_cost() -> None:
     scheduler = TestScheduler()
     session = DisconnectRecorder()
     source = scheduler.create_hot_observable(on_next(210, 19), on_next(220, 21))
-    guard = rto.budget_guard(session, limit_cost="2", prices={"mirage": "0.1"}, model="mirage")
+    guard = rto.budget_guard(session, limit_cost="2", prices={"lucy-2.6": "0.1"}, model="lucy-2.6")
     result = scheduler.start(lambda: source.pipe(guard))
     assert result.messages == [
         on_next(220, BudgetExceeded(billed_s=21, cost=Decimal("2.1"), limit_cost=Decimal("2"))),
@@ -151,6 +151,40 @@ async def test_budget_guard_on_cost_reports_the_cost() -> None:
     await asyncio.sleep(0)
     await asyncio.sleep(0)
     assert session.calls == 1
+
+
+async def test_budget_guard_on_cost_at_the_fast_tier_stops_twice_as_soon() -> None:
+    scheduler = TestScheduler()
+    session = DisconnectRecorder()
+    source = scheduler.create_hot_observable(on_next(210, 9), on_next(220, 10), on_next(230, 20))
+    prices = {"lucy-2.6": "0.1"}
+    guard = rto.budget_guard(session, limit_cost="2", prices=prices, model="lucy-2.6", tier="fast")
+    result = scheduler.start(lambda: source.pipe(guard))
+    assert result.messages == [  # 10 fast seconds at 2 x 0.1 reach the 2 of the budget
+        on_next(220, BudgetExceeded(billed_s=10, cost=Decimal("2.0"), limit_cost=Decimal("2"))),
+        on_completed(220),
+    ]
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert session.calls == 1
+
+
+def test_budget_alert_on_cost_prices_the_tier() -> None:
+    standard = alerts(
+        rto.budget_alert(limit_cost="10", rate_per_second="0.5", warn_at=(0.5, 1.0)),
+        on_next(210, 10), on_next(220, 20),
+    )  # fmt: skip
+    fast = alerts(
+        rto.budget_alert(limit_cost="10", rate_per_second="0.5", warn_at=(0.5, 1.0),
+                         tier="fast"),
+        on_next(210, 10), on_next(220, 20),
+    )  # fmt: skip
+    assert [(m.time, m.value.value.threshold, m.value.value.cost) for m in standard] == [
+        (210, 0.5, Decimal("5.0")), (220, 1.0, Decimal("10.0")),
+    ]  # fmt: skip
+    assert [(m.time, m.value.value.threshold, m.value.value.cost) for m in fast] == [
+        (210, 0.5, Decimal("10.0")), (210, 1.0, Decimal("10.0")),
+    ]  # fmt: skip
 
 
 async def test_budget_guard_below_the_limit_does_not_disconnect() -> None:

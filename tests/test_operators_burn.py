@@ -39,6 +39,31 @@ def test_burn_rate_is_billing_rate_with_its_cost_per_minute() -> None:
     assert result.messages[-1] == on_completed(300)
 
 
+def test_burn_rate_and_projection_price_the_speed_tier() -> None:
+    prices = {"lucy-2.6": "0.01", "lucy-vton-3.6:fast": "0.05", "lucy-vton-3.6": "0.02"}
+
+    def burn_at_220(**price: Any) -> Decimal | None:
+        scheduler = TestScheduler()
+        billed = scheduler.create_hot_observable(on_next(210, 0), on_next(220, 5))
+        op = rto.burn_rate(30, scheduler=scheduler, **price)
+        got: BurnRate = dict(values(scheduler.start(lambda: billed.pipe(op))))[220]
+        assert got.seconds_per_min == 30.0  # the tier changes the money, not the seconds
+        return got.cost_per_min
+
+    assert burn_at_220(prices=prices, model="lucy-2.6") == Decimal("0.3")
+    assert burn_at_220(prices=prices, model="lucy-2.6", tier="fast") == Decimal("0.6")
+    assert burn_at_220(prices=prices, model="lucy-vton-3.6", tier="fast") == Decimal("1.5")
+    assert burn_at_220(rate_per_second="0.01", tier="fast") == Decimal("0.6")
+
+    scheduler = TestScheduler()
+    billed = scheduler.create_hot_observable(on_next(210, 0), on_next(220, 20))
+    op = rto.projection(limit_cost="1", rate_per_second="0.01", tier="fast", window_s=60,
+                        scheduler=scheduler)  # fmt: skip
+    last: Projection = values(scheduler.start(lambda: billed.pipe(op)))[1][1]
+    assert last.cost == Decimal("0.40")  # 20 fast seconds at 2 x 0.01
+    assert last.remaining_s == 30.0  # 0.60 left at 0.02 a second
+
+
 def test_burn_rate_without_a_price_has_no_cost_and_defaults_to_a_minute() -> None:
     scheduler = TestScheduler()
     billed = scheduler.create_hot_observable(on_next(210, 0), on_next(240, 30))
@@ -189,7 +214,7 @@ def test_terminal_view_shows_burn_rate_and_budget_in_virtual_time() -> None:
     from rxrealtime.dashboards import TerminalDashboard
 
     scheduler = TestScheduler()
-    session = rt.Session("ws://127.0.0.1:9", api_key="k", model="mirage_v2")
+    session = rt.Session("ws://127.0.0.1:9", api_key="k", model="lucy-2.6")
     view = TerminalDashboard(
         session, scheduler=scheduler, rate_per_second="0.01", budget_s=100, burn_window_s=10
     )

@@ -28,7 +28,7 @@ def test_missing_api_key_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> N
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"model": "nope"}, "unknown model 'nope'; known models: avatar-live, lucy_2_rt"),
+        ({"model": "nope"}, "unknown model 'nope'; known models: lucy-2.1, lucy-2.5, lucy-2.6"),
         ({"resolution": "4k"}, "resolution"),
         ({"connect_timeout_s": -1}, "connect_timeout_s"),
         ({"ice_servers": [{"url": "stun:x"}]}, "ice_servers"),
@@ -57,9 +57,9 @@ def test_bad_url_is_a_config_error(url: str) -> None:
     ],
 )
 def test_base_url_is_rewritten_and_model_path_appended(base: str, expected: str) -> None:
-    session = rt.Session(base, api_key=KEY, model="mirage", resolution="720p")
+    session = rt.Session(base, api_key=KEY, model="lucy-2.6", resolution="720p")
     assert session.url.startswith(expected)
-    assert "model=mirage" in session.url and "resolution=720p" in session.url
+    assert "model=lucy-2.6" in session.url and "resolution=720p" in session.url
     assert "user_agent=rxrealtime%2F" in session.url
 
 

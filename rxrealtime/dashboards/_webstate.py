@@ -18,7 +18,7 @@ from typing import Any
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable
 
-from ..billing import Rate, to_decimal
+from ..billing import Rate, tier_of, to_decimal
 from ..diagnostics import Reconnected
 from ..fleet import Fleet, FleetTotals, Keyed
 from ..operators import Projection, billed_seconds, projection
@@ -126,6 +126,7 @@ class SessionRow:
         return {
             "key": key,
             "model": self.session.model.name,
+            "tier": tier_of(self.session),
             "url": self.session.url,  # redacted by the session
             "state": str(self.state),
             "session_id": self.session.session_id,
@@ -211,7 +212,7 @@ class LiveState:
             if ident not in self.rows:
                 self.rows[ident] = SessionRow(
                     session,
-                    rate=self.fleet.price_of(session.model.name),
+                    rate=self.fleet.price_of(session.model.name, tier_of(session)),
                     limit_s=self.budget_s,
                     limit_cost=self.budget_cost,
                     window_s=self.window_s,
@@ -224,7 +225,7 @@ class LiveState:
         self.on_change()
 
     def _on_billed(self, k: Keyed[int]) -> None:
-        price = self.fleet.price_of(k.model)
+        price = self.fleet.price_of(k.model, k.tier)
         cost = money(price * k.value) if price is not None else None
         self.log.append((round(time.time(), 3), k.key, k.model, k.value, cost))
 

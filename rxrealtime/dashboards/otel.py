@@ -88,7 +88,7 @@ class Instrumentation:
     def _on_billed(self, k: Keyed[int]) -> None:
         attributes = {MODEL: k.model, SESSION: k.key}
         self.billed.add(k.value, attributes)
-        price = self.fleet.price_of(k.model)
+        price = self.fleet.price_of(k.model, k.tier)
         if price is not None:
             self.cost.add(float(price * k.value), attributes)
 

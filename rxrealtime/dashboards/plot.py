@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ..billing import BilledTick, Rate, SessionBilling, resolve_rate
+from ..billing import BilledTick, Rate, SessionBilling, resolve_rate, tier_of
 from ..exceptions import ConfigError
 from ..session import Session
 
@@ -37,10 +37,10 @@ class BillingLog:
         rate_per_second: Rate | None = None,
         prices: Mapping[str, Rate] | None = None,
     ) -> BillingLog:
-        """Start recording ``session``'s billing (across reconnects) from now on."""
-        log = cls(
-            rate=resolve_rate(rate_per_second, prices, session.model.name if prices else None)
-        )
+        """Start recording ``session``'s billing (across reconnects) from now on; a price
+        is taken at the session's speed tier (``session.tier``)."""
+        model = session.model.name if prices else None
+        log = cls(rate=resolve_rate(rate_per_second, prices, model, tier_of(session)))
         log._billing = SessionBilling(session, on_billed=log._on_billed)
         return log
 

@@ -26,7 +26,7 @@ from prometheus_client import (
 from reactivex.disposable import CompositeDisposable
 
 from .. import protocol as p
-from ..billing import Rate, to_decimal
+from ..billing import Rate, tier_of, to_decimal
 from ..diagnostics import Diagnostic, PhaseTiming, Reconnected
 from ..exceptions import RealtimeError
 from ..fleet import Fleet, FleetTotals, Keyed
@@ -201,7 +201,7 @@ class PrometheusExporter:
 
         project = projection(
             self.budget_s, self.budget_cost, window_s=self.burn_window_s,
-            rate_per_second=self.fleet.price_of(model),
+            rate_per_second=self.fleet.price_of(model, tier_of(session)),
         )  # fmt: skip
         billed = session.generation_ticks.pipe(billed_seconds(resets=session.session_started))
         self._subscriptions.add(billed.pipe(project).subscribe(self._guard(on_projection)))

@@ -23,7 +23,7 @@ from rich.live import Live
 from rich.table import Table
 
 from .. import protocol as p
-from ..billing import Rate, SessionBilling, resolve_rate
+from ..billing import STANDARD, Rate, SessionBilling, resolve_rate, tier_of
 from ..diagnostics import PhaseTiming, Reconnected
 from ..exceptions import RealtimeError
 from ..operators import Projection, Stall, billed_seconds, projection, stall_detector
@@ -65,9 +65,11 @@ class TerminalDashboard:
 
     Use as ``with TerminalDashboard(session): ...`` (or :meth:`start`/:meth:`stop`).
     ``scheduler`` defaults to ``session.scheduler``; ``rate_per_second`` or ``prices``
-    (per-model table) add a cost row. ``extra_rows`` lets a caller (the demo) add rows.
-    A burn-rate row (over ``burn_window_s``) is always shown; ``budget_s`` /
-    ``budget_cost`` add a budget row: share used, seconds left, time to the limit.
+    (per-model table) add a cost row, priced at the session's speed tier
+    (``session.tier``, see :func:`~rxrealtime.billing.resolve_rate`). ``extra_rows``
+    lets a caller (the demo) add rows. A burn-rate row (over ``burn_window_s``) is always
+    shown; ``budget_s`` / ``budget_cost`` add a budget row: share used, seconds left, time
+    to the limit.
     """
 
     def __init__(
@@ -94,7 +96,9 @@ class TerminalDashboard:
         self.scheduler = scheduler if scheduler is not None else session.scheduler
         self.console = console if console is not None else Console()
         self.transient = transient
-        self.title = title or f"rxrealtime · {session.model.name}"
+        tier = tier_of(session)
+        shown = session.model.name + ("" if tier == STANDARD else f" · {tier}")
+        self.title = title or f"rxrealtime · {shown}"
         self.extra_rows = extra_rows
         self.state = session.state
         self.ticks = 0
@@ -113,7 +117,9 @@ class TerminalDashboard:
         self.first_frame_s: float | None = None
         self.billing = SessionBilling(
             session,
-            rate=resolve_rate(rate_per_second, prices, session.model.name if prices else None),
+            rate=resolve_rate(
+                rate_per_second, prices, session.model.name if prices else None, tier
+            ),
         )
         self.projection: Projection | None = None
         self._project = projection(

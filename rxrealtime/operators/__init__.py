@@ -14,6 +14,8 @@ arrive out of order::
     ticks = session.generation_ticks
     billed = ticks.pipe(rto.billed_seconds(resets=session.session_started))
     billed.pipe(rto.cost("0.002")).subscribe(print)               # Decimal money
+    billed.pipe(rto.cost(prices={"lucy-2.6": "0.002"}, model=session.model.name,
+                         tier=session.tier)).subscribe(print)     # fast: 2x the price
     billed.pipe(rto.budget_alert(limit_s=600)).subscribe(print)   # BudgetAlert at 50/80/100 %
     billed.pipe(rto.budget_guard(session, limit_s=900)).subscribe(print)  # disconnects
     ticks.pipe(rto.stall_detector(5.0, states=session.connection_changes,
@@ -32,7 +34,7 @@ from ._types import BudgetAlert, BudgetExceeded, Stall
 if TYPE_CHECKING:
     from reactivex import Observable, abc
 
-    from ..billing import Rate
+    from ..billing import SPEED_MULTIPLIERS, Rate
     from ._budgetguard import Disconnectable
     from ._burnrate import BurnRate
     from ._idleguard import IdleStop
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
 _LAZY = {"BurnRate": "_burnrate", "IdleStop": "_idleguard", "Projection": "_projection"}
 
 __all__ = [
+    "SPEED_MULTIPLIERS",
     "BudgetAlert",
     "BudgetExceeded",
     "BurnRate",
@@ -104,16 +107,21 @@ def cost(
     *,
     prices: Mapping[str, Rate] | None = None,
     model: str | None = None,
+    tier: str | None = None,
 ) -> Callable[[Observable[int]], Observable[Decimal]]:
     """Billed seconds (a :func:`billed_seconds` stream) to money as ``Decimal``.
 
-    Give a flat ``rate_per_second`` or a price table ``prices={"mirage_v2": "0.01"}``
-    with the ``model`` to price. Floats go through ``str`` so ``0.1`` means 0.1 exactly.
-    Raises :class:`~rxrealtime.ConfigError` at the call for a missing or bad price.
+    Give a flat ``rate_per_second`` or a price table ``prices={"lucy-2.6": "0.01"}``
+    with the ``model`` to price. ``tier`` is the session's speed tier (``session.tier``;
+    ``None``: standard): the service bills ``fast`` at twice the standard rate, so a fast
+    second costs the standard price times ``SPEED_MULTIPLIERS["fast"]`` (2), unless the
+    table prices the tier itself (``"lucy-2.6:fast"``); a flat rate is multiplied the same
+    way. Floats go through ``str`` so ``0.1`` means 0.1 exactly. Raises
+    :class:`~rxrealtime.ConfigError` at the call for a missing or bad price.
     """
     from ._cost import cost_
 
-    return cost_(rate_per_second, prices=prices, model=model)
+    return cost_(rate_per_second, prices=prices, model=model, tier=tier)
 
 
 def budget_alert(
@@ -124,19 +132,22 @@ def budget_alert(
     rate_per_second: Rate | None = None,
     prices: Mapping[str, Rate] | None = None,
     model: str | None = None,
+    tier: str | None = None,
 ) -> Callable[[Observable[int]], Observable[BudgetAlert]]:
     """A :class:`BudgetAlert` the first time billed seconds reach each ``warn_at`` fraction
     of a limit, never twice (also not after a drop and a new rise).
 
     With both limits, a threshold is crossed when either limit reaches it. A jump past
     several thresholds emits one alert per threshold, lowest first. ``limit_cost`` needs
-    a price (``rate_per_second`` or ``prices`` + ``model``); comparisons are exact.
+    a price (``rate_per_second`` or ``prices`` + ``model``, at the speed ``tier`` as in
+    :func:`cost`); comparisons are exact.
     """
     from ._budgetalert import budget_alert_
 
     return budget_alert_(
-        limit_s, limit_cost, warn_at, rate_per_second=rate_per_second, prices=prices, model=model
-    )
+        limit_s, limit_cost, warn_at, rate_per_second=rate_per_second, prices=prices,
+        model=model, tier=tier,
+    )  # fmt: skip
 
 
 def budget_guard(
@@ -147,18 +158,21 @@ def budget_guard(
     rate_per_second: Rate | None = None,
     prices: Mapping[str, Rate] | None = None,
     model: str | None = None,
+    tier: str | None = None,
 ) -> Callable[[Observable[int]], Observable[BudgetExceeded]]:
     """Disconnect ``session`` cleanly once billed seconds reach a limit.
 
     Pipe a :func:`billed_seconds` stream through it. When the limit is reached it emits
     one :class:`BudgetExceeded`, completes, and schedules ``session.disconnect()`` on the
-    running loop (so it is called from within an asyncio program).
+    running loop (so it is called from within an asyncio program). A ``limit_cost`` is
+    priced as in :func:`cost` (``tier``: the session's speed tier).
     """
     from ._budgetguard import budget_guard_
 
     return budget_guard_(
-        session, limit_s, limit_cost, rate_per_second=rate_per_second, prices=prices, model=model
-    )
+        session, limit_s, limit_cost, rate_per_second=rate_per_second, prices=prices,
+        model=model, tier=tier,
+    )  # fmt: skip
 
 
 def stall_detector(
@@ -214,6 +228,7 @@ def burn_rate(
     rate_per_second: Rate | None = None,
     prices: Mapping[str, Rate] | None = None,
     model: str | None = None,
+    tier: str | None = None,
     scheduler: abc.SchedulerBase | None = None,
 ) -> Callable[[Observable[int]], Observable[BurnRate]]:
     """A :class:`BurnRate`: billed seconds per minute over the last ``window_s`` seconds,
@@ -222,13 +237,15 @@ def burn_rate(
     Pipe a :func:`billed_seconds` stream through it; it emits at every total and again as
     samples leave the window, so the burn falls to 0 when billing stops. Unlike
     :func:`billing_rate`, it divides by the time seen so far while that is shorter than
-    the window, so it does not read low during the first window.
+    the window, so it does not read low during the first window. The price is picked as
+    in :func:`cost` (``tier``: the session's speed tier).
     """
     from ._burnrate import burn_rate_
 
     return burn_rate_(
-        window_s, rate_per_second=rate_per_second, prices=prices, model=model, scheduler=scheduler
-    )
+        window_s, rate_per_second=rate_per_second, prices=prices, model=model, tier=tier,
+        scheduler=scheduler,
+    )  # fmt: skip
 
 
 def projection(
@@ -239,6 +256,7 @@ def projection(
     rate_per_second: Rate | None = None,
     prices: Mapping[str, Rate] | None = None,
     model: str | None = None,
+    tier: str | None = None,
     scheduler: abc.SchedulerBase | None = None,
 ) -> Callable[[Observable[int]], Observable[Projection]]:
     """Where billing is heading: a :class:`Projection` with the total, the burn rate over
@@ -246,13 +264,14 @@ def projection(
     of the budget used, the seconds left and the time until the budget runs out.
 
     Pipe a :func:`billed_seconds` stream through it; it emits when :func:`burn_rate`
-    does. ``limit_cost`` needs a price; with both limits the first one reached counts.
+    does. ``limit_cost`` needs a price (picked as in :func:`cost`, ``tier`` being the
+    session's speed tier); with both limits the first one reached counts.
     """
     from ._projection import projection_
 
     return projection_(
         limit_s, limit_cost, window_s=window_s, rate_per_second=rate_per_second,
-        prices=prices, model=model, scheduler=scheduler,
+        prices=prices, model=model, tier=tier, scheduler=scheduler,
     )  # fmt: skip
 
 
@@ -288,12 +307,12 @@ def idle_guard(
 
 
 def __getattr__(name: str) -> Any:
-    """Load the result types that live beside their operator on first use; ``Rate`` is
-    :data:`rxrealtime.billing.Rate`."""
+    """Load the result types that live beside their operator on first use; ``Rate`` and
+    ``SPEED_MULTIPLIERS`` are :mod:`rxrealtime.billing`'s."""
     import importlib
 
-    if name == "Rate":
-        return importlib.import_module("..billing", __name__).Rate
+    if name in ("Rate", "SPEED_MULTIPLIERS"):
+        return getattr(importlib.import_module("..billing", __name__), name)
     if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,6 +23,7 @@ class Budget:
         rate_per_second: Rate | None,
         prices: Mapping[str, Rate] | None,
         model: str | None,
+        tier: str | None = None,
     ) -> None:
         if limit_s is None and limit_cost is None:
             raise ConfigError("a budget needs limit_s=, limit_cost= or both")
@@ -32,7 +33,7 @@ class Budget:
         self.limit_cost = to_decimal(limit_cost, "limit_cost") if limit_cost is not None else None
         if self.limit_cost is not None and self.limit_cost <= 0:
             raise ConfigError("limit_cost must be > 0")
-        self.rate = resolve_rate(rate_per_second, prices, model)
+        self.rate = resolve_rate(rate_per_second, prices, model, tier)
         if self.limit_cost is not None and self.rate is None:
             raise ConfigError("limit_cost needs rate_per_second= or prices= + model=")
 

@@ -18,8 +18,9 @@ def budget_alert_(
     rate_per_second: Rate | None = None,
     prices: Mapping[str, Rate] | None = None,
     model: str | None = None,
+    tier: str | None = None,
 ) -> Callable[[Observable[int]], Observable[BudgetAlert]]:
-    budget = Budget(limit_s, limit_cost, rate_per_second, prices, model)
+    budget = Budget(limit_s, limit_cost, rate_per_second, prices, model, tier)
     given = tuple(warn_at)
     thresholds = sorted(set(given))
     if not thresholds or any(not 0 < t for t in thresholds):

@@ -46,8 +46,9 @@ def budget_guard_(
     rate_per_second: Rate | None = None,
     prices: Mapping[str, Rate] | None = None,
     model: str | None = None,
+    tier: str | None = None,
 ) -> Callable[[Observable[int]], Observable[BudgetExceeded]]:
-    budget = Budget(limit_s, limit_cost, rate_per_second, prices, model)
+    budget = Budget(limit_s, limit_cost, rate_per_second, prices, model, tier)
 
     def budget_guard(source: Observable[int]) -> Observable[BudgetExceeded]:
         def subscribe(

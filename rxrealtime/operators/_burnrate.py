@@ -78,9 +78,10 @@ def burn_rate_(
     rate_per_second: Rate | None = None,
     prices: Mapping[str, Rate] | None = None,
     model: str | None = None,
+    tier: str | None = None,
     scheduler: abc.SchedulerBase | None = None,
 ) -> Callable[[Observable[int]], Observable[BurnRate]]:
-    rate = resolve_rate(rate_per_second, prices, model)
+    rate = resolve_rate(rate_per_second, prices, model, tier)
     per_minute = seconds_per_minute(window_s, scheduler)
     window = float(window_s)
 

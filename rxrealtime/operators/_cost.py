@@ -14,8 +14,9 @@ def cost_(
     *,
     prices: Mapping[str, Rate] | None = None,
     model: str | None = None,
+    tier: str | None = None,
 ) -> Callable[[Observable[int]], Observable[Decimal]]:
-    rate = resolve_rate(rate_per_second, prices, model)
+    rate = resolve_rate(rate_per_second, prices, model, tier)
     if rate is None:
         raise ConfigError("cost() needs rate_per_second or prices + model")
 

@@ -63,14 +63,15 @@ def projection_(
     rate_per_second: Rate | None = None,
     prices: Mapping[str, Rate] | None = None,
     model: str | None = None,
+    tier: str | None = None,
     scheduler: abc.SchedulerBase | None = None,
 ) -> Callable[[Observable[int]], Observable[Projection]]:
     budget = None
     if limit_s is not None or limit_cost is not None:
-        budget = Budget(limit_s, limit_cost, rate_per_second, prices, model)
+        budget = Budget(limit_s, limit_cost, rate_per_second, prices, model, tier)
         rate = budget.rate
     else:
-        rate = resolve_rate(rate_per_second, prices, model)
+        rate = resolve_rate(rate_per_second, prices, model, tier)
     per_minute = seconds_per_minute(window_s, scheduler)
 
     def project(billed_s: int, seconds_per_min: float) -> Projection:

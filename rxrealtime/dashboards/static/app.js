@@ -84,7 +84,7 @@
     state.dataset.state = row.state;
     set(el, "state", row.state);
     set(el, "key", row.key);
-    set(el, "model", row.model);
+    set(el, "model", row.model + (row.tier && row.tier !== "standard" ? " · " + row.tier : ""));
     set(el, "billed_s", row.billed_s + " s (" + row.ticks + " ticks)");
     set(el, "cost", money(row.cost));
     set(el, "burn", num(row.burn_per_min, 1) + " s/min" +
