@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import time
+import warnings
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,12 @@ S = rt.ConnectionState
 on_next, on_completed = ReactiveTest.on_next, ReactiveTest.on_completed
 
 
-def write_tape(path: Path, records: list[tuple[float, str, Any]], end: bool = True) -> Path:
+def write_tape(
+    path: Path, records: list[tuple[float, str, Any]], end: bool = True, tier: str | None = None
+) -> Path:
     """A tape of ``records`` (offset, kind, value), as the recorder writes them."""
-    header = TapeHeader(model=ModelInfo(name="mirage_v2"), url="ws://127.0.0.1:9/v1/stream",
-                        started_at="2025-01-01T00:00:00+00:00")  # fmt: skip
+    header = TapeHeader(model=ModelInfo(name="lucy-2.6"), url="ws://127.0.0.1:9/v1/stream",
+                        started_at="2025-01-01T00:00:00+00:00", tier=tier)  # fmt: skip
     tail = [(records[-1][0] if records else 0.0, "end", {"records": len(records) + 1})]
     data = encode_header(header) + encode_records([*records, *(tail if end else [])])
     opener = gzip.open if path.suffix == ".gz" else open
@@ -251,6 +254,56 @@ def test_not_a_tape(tmp_path: Path) -> None:
     path.write_text("hello\n")
     with pytest.raises(TapeError, match=r"notes.txt:1: not a tape"):
         rt.tapes.load(path)
+
+
+# -- the speed tier in the header (format 2) -------------------------------------------
+
+
+def test_the_header_carries_the_tier_and_a_replay_is_priced_at_it(tmp_path: Path) -> None:
+    path = write_tape(tmp_path / "fast.tape.jsonl", session_records(10), tier="fast")
+    tape = rt.tapes.load(path)
+    assert tape.header.format == rt.tapes.FORMAT_VERSION == 2 and tape.header.tier == "fast"
+    assert b'"tier":"fast"' in path.read_bytes().splitlines()[0]
+    summary = rt.tapes.summarize(tape)
+    assert summary.tier == "fast" and "  model       lucy-2.6, tier fast" in summary.render()
+    scheduler = TestScheduler()
+    replay = rt.tapes.replay(tape, scheduler=scheduler)
+    assert replay.tier == "fast"  # what it was billed at; replay.speed is how fast it plays
+    cost = rto.cost(prices={"lucy-2.6": "0.01"}, model=replay.model.name, tier=replay.tier)
+    observer = scheduler.create_observer()
+    replay.generation_ticks.pipe(rto.billed_seconds(resets=replay.session_started), cost).subscribe(
+        observer
+    )
+    scheduler.start()
+    assert nexts(observer)[-1][1] == Decimal("0.20")  # 10 fast seconds at 2 x 0.01
+
+
+def test_a_format_1_tape_without_a_tier_reads_as_standard(tmp_path: Path) -> None:
+    tape = rt.tapes.load(DEMO)  # recorded by rxrealtime 0.1.0: format 1, no tier
+    assert tape.header.format == 1 and tape.header.tier is None
+    assert rt.tapes.replay(tape, scheduler=TestScheduler()).tier == "standard"
+    summary = rt.tapes.summarize(tape)
+    assert summary.tier is None and summary.as_json()["tier"] is None
+    assert "tier not recorded (format 1 tape: priced as standard)" in summary.render()
+    # A format 1 header written by hand (no tier field at all) reads the same way.
+    old = tmp_path / "old.tape.jsonl"
+    lines = write_tape(tmp_path / "v.tape.jsonl", session_records(2)).read_bytes().splitlines()
+    header = lines[0].replace(b'"rxrealtime_tape":2', b'"rxrealtime_tape":1')
+    old.write_bytes(header.replace(b',"tier":null', b"") + b"\n" + b"\n".join(lines[1:]) + b"\n")
+    assert b"tier" not in old.read_bytes().splitlines()[0]
+    assert rt.tapes.load(old).header.tier is None
+
+
+async def test_the_recorder_writes_the_sessions_tier(tmp_path: Path) -> None:
+    rt.models.reset_warnings()
+    for model, speed, tier in (("lucy-2.6", "fast", "fast"), ("lucy-2.6", None, "standard"),
+                               ("lucy-2.1", "fast", "standard")):  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # lucy-2.1 offers no fast tier
+            session = rt.Session("ws://127.0.0.1:9", api_key="k", model=model, speed=speed)
+        path = tmp_path / f"{model}-{speed}.tape.jsonl"
+        await rt.tapes.TapeRecorder(session, path).start().close()
+        assert rt.tapes.load(path).header.tier == tier == session.tier
 
 
 def test_a_tape_from_a_newer_format_says_which_version_it_needs(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ def test_tape_show_prints_the_summary_and_a_compact_timeline(capsys) -> None:
         "ticks 1 → 8 (8 ticks, to 18.679 s)",
         "no tick for 4.000 s",
         "link down (code 1006, ConnectionLost)",
+        "model       mirage_v2, tier not recorded (format 1 tape: priced as standard)",
     ):
         assert line in out
     assert "api_key=***" in out and len(out.splitlines()) < 60
@@ -46,12 +47,12 @@ def test_tape_show_json(capsys) -> None:
 def test_bad_tapes_are_one_line_errors(tmp_path: Path, capsys) -> None:
     empty, newer = tmp_path / "empty.tape.jsonl", tmp_path / "newer.tape.jsonl"
     empty.write_bytes(b"")
-    newer.write_text('{"rxrealtime_tape": 2}\n')
+    newer.write_text(f'{{"rxrealtime_tape": {rt.tapes.FORMAT_VERSION + 1}}}\n')
     cases = [
         (["tape", "show", str(empty)], "empty file"),
         (["tape", "show", str(tmp_path)], "is a directory"),
         (["tape", "show", str(tmp_path / "missing")], "no such file"),
-        (["replay", str(newer)], "tape format 2 needs a newer rxrealtime"),
+        (["replay", str(newer)], "tape format 3 needs a newer rxrealtime"),
     ]
     for argv, text in cases:
         assert cli.main(argv) == 1
@@ -95,7 +96,7 @@ def test_watch_records_what_serve_plays_from_a_tape(tmp_path: Path, capsys) -> N
     try:
         assert server.stdout is not None and "listening" in server.stdout.readline()
         argv = [
-            "watch", f"ws://127.0.0.1:{port}", "--model", "mirage_v2", "--api-key", "k-tape",
+            "watch", f"ws://127.0.0.1:{port}", "--model", "lucy-2.6", "--api-key", "k-tape",
             "--prompt", "anime", "--seconds", "2.6", "--json", "--tape", str(path),
         ]  # fmt: skip
         assert cli.main(argv) == 0

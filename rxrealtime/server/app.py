@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from .. import protocol as p
 from ..exceptions import ConfigError
+from ..models import served_tier
 from ..options import describe_validation_error
 from .livekit_rooms import LivekitRooms
 from .peer import ServerPeer
@@ -53,6 +54,11 @@ class EmbeddedServer:
         self.sessions: dict[str, ServerSession] = {}
         self.billed_by_session: dict[str, int] = {}
         """Final billed seconds of every server session that has ended."""
+        self.tier_by_session: dict[str, str] = {}
+        """The speed tier of every server session since it was accepted (``standard`` or
+        ``fast``): what its billed seconds are priced at. Taken from the query's ``speed``
+        as the service takes it: a tier the model does not offer is ignored, so that
+        session is ``standard`` (:func:`rxrealtime.models.served_tier`)."""
         self.counters: dict[str, int] = {}
         self.relay = MediaRelay()
         self.on_send: list[SendObserver] = []
@@ -201,6 +207,7 @@ class EmbeddedServer:
         model = request.query.get("model", "")
         make = self.tape.session if self.tape is not None else ServerSession
         session = make(self, ws, model, transport=request.transport)
+        self.tier_by_session[session.id] = served_tier(model, request.query.get("speed"))
         self.sessions[session.id] = session
         self._peers.add(session)
         self.count("sessions")

@@ -39,8 +39,11 @@ __all__ = [
     "open_for_writing",
 ]
 
-FORMAT_VERSION = 1
-"""The tape format this rxrealtime writes, and the newest it reads."""
+FORMAT_VERSION = 2
+"""The tape format this rxrealtime writes, and the newest it reads. Format 2 added the
+header's ``tier``; format 1 tapes (rxrealtime 0.1) are read as they are, with no tier.
+The number moved, although the field is optional, because the tier changes what a
+tape's seconds cost: an older reader refuses the tape rather than price it wrong."""
 
 SECRET = "***"
 
@@ -92,6 +95,10 @@ class TapeHeader(msgspec.Struct, frozen=True, kw_only=True):
     """Wall-clock start (UTC, ISO 8601): offsets count from here."""
     video: str | None = None
     """A video file recorded beside the tape (``--record``), if any."""
+    tier: str | None = None
+    """The speed tier the session was served and billed at (``standard`` or ``fast``,
+    ``session.tier``); ``None`` in a format 1 tape, which did not record it (a replay
+    then prices it as standard)."""
 
 
 class Record(NamedTuple):

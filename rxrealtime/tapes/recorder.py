@@ -28,6 +28,7 @@ from typing import IO, Any
 from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
 
 from .. import protocol as p
+from ..billing import tier_of
 from ..exceptions import ConfigError, ConnectionLost, ProtocolError, RealtimeError, SecretScope
 from ..models import ModelDefinition
 from ..session_streams import SessionStreams
@@ -148,6 +149,7 @@ class TapeRecorder:
             url=str(getattr(self.session, "url", "")),
             started_at=datetime.now(timezone.utc).isoformat(timespec="microseconds"),
             video=self.video,
+            tier=tier_of(self.session),
         )
         self._file = open_for_writing(self.path)
         self._file.write(encode_header(header))

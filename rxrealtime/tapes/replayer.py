@@ -142,6 +142,13 @@ class Replay(SessionStreams):
         return self.tape.header.url
 
     @property
+    def tier(self) -> str:
+        """The recorded session's speed tier, which fleets and dashboards price (not the
+        replay's ``speed``, how fast it plays); ``standard`` for a format 1 tape, which
+        did not record it."""
+        return self.tape.header.tier or "standard"
+
+    @property
     def state(self) -> ConnectionState:
         """The replayed connection state (``connection_changes``' current value)."""
         return self.connection_changes.value

@@ -52,6 +52,8 @@ class TapeSummary:
     format: int
     rxrealtime: str
     model: str
+    tier: str | None
+    """The recorded speed tier; ``None`` for a format 1 tape, which did not record it."""
     url: str
     started_at: str
     video: str | None
@@ -82,7 +84,8 @@ class TapeSummary:
         errors = ", ".join(f"{name} {n}" for name, n in sorted(self.errors.items()))
         lines = [
             f"tape {self.path}: format {self.format}, rxrealtime {self.rxrealtime}, {status}",
-            f"  model       {self.model}",
+            f"  model       {self.model}, tier "
+            + (self.tier or "not recorded (format 1 tape: priced as standard)"),
             f"  url         {self.url}",
             f"  started     {self.started_at}" + (f"; video {self.video}" if self.video else ""),
             f"  duration    {self.duration_s:.3f} s, {self.records} records",
@@ -256,6 +259,7 @@ def summarize(tape: Tape) -> TapeSummary:
         format=h.format,
         rxrealtime=h.rxrealtime,
         model=h.model.name,
+        tier=h.tier,
         url=h.url,
         started_at=h.started_at,
         video=h.video,
