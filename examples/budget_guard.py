@@ -8,7 +8,7 @@ from rxrealtime import operators as rto
 
 async def main() -> None:
     async with rt.serve_embedded(tick_interval_s=0.1) as server:
-        session = rt.Session(server.url, api_key=server.api_key, model="mirage_v2")
+        session = rt.Session(server.url, api_key=server.api_key, model="lucy-2.6")
         session.generation_ticks.pipe(
             rto.billed_seconds(resets=session.session_started),
             rto.budget_guard(session, limit_s=5),

@@ -19,7 +19,7 @@ from rxrealtime.nats.commands import read_report, spawn_worker
 async def main() -> None:
     async with rtn.local_nats_server() as nats_server:  # nats-server -js on a free port
         nc = await rtn.connect(nats_server.url)
-        fleet = await rtn.fleet(nc, prices={"mirage_v2": "0.01"}, durable="example")
+        fleet = await rtn.fleet(nc, prices={"lucy-2.6": "0.01"}, durable="example")
         fleet.totals.pipe(ops.map(lambda t: t.billed_s), rto.budget_alert(limit_s=150)).subscribe(
             lambda alert: print(f"budget alert: {alert.threshold:.0%} of 150 s billed")
         )

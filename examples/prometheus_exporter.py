@@ -10,7 +10,7 @@ from rxrealtime.dashboards import PrometheusExporter
 
 async def main() -> None:
     async with rt.serve_embedded(tick_interval_s=0.1) as server:
-        session = rt.Session(server.url, api_key=server.api_key, model="mirage_v2")
+        session = rt.Session(server.url, api_key=server.api_key, model="lucy-2.6")
         exporter = PrometheusExporter(rt.Fleet(rate_per_second="0.01"))
         exporter.watch(session)
         async with exporter:  # serves on a free loopback port; pass start(port=9464) to fix it

@@ -7,7 +7,7 @@ import rxrealtime as rt
 
 async def main() -> None:
     async with rt.serve_embedded(tick_interval_s=0.5) as server:  # or a real service URL
-        session = rt.Session(server.url, api_key=server.api_key, model="mirage_v2")
+        session = rt.Session(server.url, api_key=server.api_key, model="lucy-2.6")
         session.generation_ticks.pipe(ops.map(lambda t: t.seconds)).subscribe(
             lambda s: print("billed", s, "s")
         )

@@ -8,7 +8,7 @@ from rxrealtime.dashboards import TerminalDashboard
 
 async def main() -> None:
     async with rt.serve_embedded(tick_interval_s=0.05) as server:  # 20 ticks a second
-        session = rt.Session(server.url, api_key=server.api_key, model="mirage_v2")
+        session = rt.Session(server.url, api_key=server.api_key, model="lucy-2.6")
         view = TerminalDashboard(session, rate_per_second="0.002", refresh_s=0.5)
         with view:
             async with session.connect(prompt="anime"):

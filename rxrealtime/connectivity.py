@@ -18,7 +18,7 @@ import msgspec
 
 from .diagnostics import PhaseTiming
 from .exceptions import AuthError, RealtimeError, ServerError
-from .models import ModelDefinition
+from .models import DEFAULT_MODEL, ModelDefinition
 from .session import Session
 
 __all__ = ["CheckStep", "ConnectivityReport", "check_connectivity"]
@@ -64,7 +64,7 @@ async def check_connectivity(
     url: str,
     *,
     api_key: str | None = None,
-    model: str | ModelDefinition = "mirage_v2",
+    model: str | ModelDefinition = DEFAULT_MODEL,
     timeout_s: float = 10.0,
     **options: Any,
 ) -> ConnectivityReport:

@@ -56,7 +56,7 @@ class Recorder:
 def make_session(server: rt.EmbeddedServer) -> Callable[..., rt.Session]:
     def make(**options: Any) -> rt.Session:
         options.setdefault("api_key", server.api_key)
-        options.setdefault("model", "mirage_v2")
+        options.setdefault("model", "lucy-2.6")
         return rt.Session(server.url, **options)
 
     return make

@@ -143,3 +143,51 @@ def test_demo_with_an_unwritable_record_path_fails_with_one_line() -> None:
     assert out.returncode != 0
     assert "Traceback" not in out.stderr
     assert "/no/such/dir/out.mp4" in out.stderr
+
+
+def run_models(*flags: str) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run(
+        [*CLI, "models", *flags], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Warning" not in out.stderr  # listing the old names resolves none of them
+    return out
+
+
+def test_models_prints_the_current_catalogue_as_a_table() -> None:
+    out = run_models().stdout
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("  lucy")}
+    assert set(rows) == set(rt.MODELS)
+    assert rows["lucy-2.6"][1:] == ["1280x720", "30", "standard,", "fast"]
+    assert rows["lucy-2.1"][1:] == ["1280x720", "30", "standard"]
+    assert rows["lucy-restyle-latest"][1:] == ["1280x704", "30", "standard", "lucy-restyle-2"]
+    assert rows["lucy-latest"][-1] == "lucy-2.5"
+    for column in ("name", "size", "fps", "speed tiers", "alias of"):
+        assert column in out
+    assert "default: lucy-2.6" in out and "fast 2x" in out
+    assert "mirage" not in out and "--all" in out
+
+
+def test_models_all_adds_the_deprecated_names_and_what_they_resolve_to() -> None:
+    out = run_models("--all").stdout
+    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert lines["mirage_v2"].split()[-1] == "lucy-restyle-2"
+    assert lines["mirage"].split()[-1] == "lucy-restyle-2"
+    assert lines["lucy_2_rt"].split()[-1] == "lucy-2.1"
+    assert "(none: its own endpoint)" in lines["avatar-live"]
+    assert "deprecated: resolves to" in out and set(rt.MODELS) <= set(lines)
+
+
+def test_models_json_is_the_rows_of_rt_models_list() -> None:
+    rows = json.loads(run_models("--json").stdout)
+    assert [r["name"] for r in rows] == [m.name for m in rt.models.list()]
+    lucy = next(r for r in rows if r["name"] == "lucy-2.6")
+    assert lucy == {
+        "name": "lucy-2.6", "width": 1280, "height": 720, "fps": 30,
+        "speeds": ["standard", "fast"], "alias_of": None, "replaced_by": None,
+        "deprecated": False, "default": True,
+    }  # fmt: skip
+    everything = json.loads(run_models("--all", "--json").stdout)
+    old = {r["name"]: r["replaced_by"] for r in everything if r["deprecated"]}
+    assert old == {"mirage_v2": "lucy-restyle-2", "mirage": "lucy-restyle-2",
+                   "lucy_2_rt": "lucy-2.1", "avatar-live": None}  # fmt: skip

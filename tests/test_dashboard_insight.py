@@ -41,11 +41,11 @@ async def test_prometheus_exports_quality_fps_and_time_to_first_frame(server) ->
             stats = session.stats
             await wait_until(lambda: bool(stats.latest and stats.latest.inbound_fps))
             got = samples(await scrape(exporter))
-        labels = (("model", "mirage_v2"), ("session", session.session_id))
+        labels = (("model", "lucy-2.6"), ("session", session.session_id))
         assert got[("rxrealtime_inbound_fps", labels)] > 0
         assert got[("rxrealtime_time_to_first_frame_seconds", labels)] > 0
         level = session.quality.latest.level  # type: ignore[union-attr]
-        state = (("model", "mirage_v2"), ("rxrealtime_connection_quality", level), labels[1])
+        state = (("model", "lucy-2.6"), ("rxrealtime_connection_quality", level), labels[1])
         assert got[("rxrealtime_connection_quality", state)] == 1.0
     finally:
         await exporter.stop()

@@ -38,7 +38,7 @@ async def scrape(exporter: PrometheusExporter) -> str:
 
 
 async def test_prometheus_exports_a_live_session_over_http(server: rt.EmbeddedServer) -> None:
-    session = rt.Session(server.url, api_key=server.api_key, model="mirage_v2")
+    session = rt.Session(server.url, api_key=server.api_key, model="lucy-2.6")
     exporter = PrometheusExporter(rt.Fleet(rate_per_second="0.01"))
     exporter.watch(session)
     await exporter.start(port=0)
@@ -52,15 +52,15 @@ async def test_prometheus_exports_a_live_session_over_http(server: rt.EmbeddedSe
         await wait_until(lambda: exporter.fleet.total_billed_s >= 4)
         text = await scrape(exporter)
         got = samples(text)
-        labels = (("model", "mirage_v2"), ("session", sid))
+        labels = (("model", "lucy-2.6"), ("session", sid))
         billed = got[("rxrealtime_billed_seconds_total", labels)]
         assert billed >= 4
         assert got[("rxrealtime_ticks_total", labels)] >= 4
-        state = (("model", "mirage_v2"), ("rxrealtime_connection_state", "generating"), labels[1])
+        state = (("model", "lucy-2.6"), ("rxrealtime_connection_state", "generating"), labels[1])
         assert got[("rxrealtime_connection_state", state)] == 1.0
-        error = (("model", "mirage_v2"), ("session", sid), ("type", "ProtocolError"))
+        error = (("model", "lucy-2.6"), ("session", sid), ("type", "ProtocolError"))
         assert got[("rxrealtime_errors_total", error)] == 1.0
-        ack = ("rxrealtime_prompt_ack_latency_seconds_count", (("model", "mirage_v2"),))
+        ack = ("rxrealtime_prompt_ack_latency_seconds_count", (("model", "lucy-2.6"),))
         assert got[ack] == 2.0  # the prompt sent by connect() and the one above
         assert got[("rxrealtime_fleet_sessions", ())] == 1.0
         assert got[("rxrealtime_fleet_generating_sessions", ())] == 1.0
@@ -80,7 +80,7 @@ async def test_prometheus_exporters_have_separate_registries() -> None:
     session.generation_ticks.emit(p.GenerationTick(7))
     assert (
         samples(a.render().decode())[
-            ("rxrealtime_billed_seconds_total", (("model", "mirage_v2"), ("session", "cam")))
+            ("rxrealtime_billed_seconds_total", (("model", "lucy-2.6"), ("session", "cam")))
         ]
         == 7.0
     )
@@ -91,7 +91,7 @@ async def test_prometheus_exporters_have_separate_registries() -> None:
 
 
 def offline_dashboard(scheduler: TestScheduler, **kwargs: object) -> TerminalDashboard:
-    session = rt.Session("ws://127.0.0.1:9", api_key="secret-key-123", model="mirage_v2")
+    session = rt.Session("ws://127.0.0.1:9", api_key="secret-key-123", model="lucy-2.6")
     return TerminalDashboard(session, scheduler=scheduler, refresh_s=0.25, **kwargs)  # type: ignore[arg-type]
 
 
@@ -168,7 +168,7 @@ def test_grafana_dashboard_only_queries_metrics_the_exporter_exports() -> None:
     exporter.watch(session, key="s")
     session.generation_ticks.emit(p.GenerationTick(1))
     session.errors.emit(rt.ServerError("x"))
-    exporter.observe_prompt_ack("mirage_v2", 0.01)
+    exporter.observe_prompt_ack("lucy-2.6", 0.01)
     families = text_string_to_metric_families(exporter.render().decode())
     exported = {s.name for family in families for s in family.samples}
     assert used and used <= exported, used - exported

@@ -24,10 +24,15 @@ EXPECTED = {
         r"session closed by the guard: disconnected",
     ],
     "prometheus_exporter.py": [
-        r'rxrealtime_billed_seconds_total\{model="mirage_v2",session="[0-9a-f]{32}"\} [1-9]',
+        r'rxrealtime_billed_seconds_total\{model="lucy-2.6",session="[0-9a-f]{32}"\} [1-9]',
         r"rxrealtime_fleet_cost 0\.\d+",
     ],
-    "fleet.py": [r"fleet: 5 of 5 generating, cost 0\.\d+", r"total: \d+ s over 5 sessions"],
+    "fleet.py": [
+        r"fleet: 5 of 5 generating, cost 0\.\d+",
+        r"\(fast\): \d+ s at 0\.02/s",  # a fast second at twice the standard price
+        r"\(standard\): \d+ s at 0\.01/s",
+        r"total: \d+ s over 5 sessions",
+    ],
     "async_ticks.py": [r"billed so far: 1 s\n(.*\n){3}billed so far: 5 s\n$"],
     "fleet_nats.py": [
         r"fleet total \d+ s over 6 sessions, cost \d+\.\d+; the servers billed \d+ s: exact"

@@ -65,7 +65,7 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> No
 
 def offline_session() -> rt.Session:
     # a real Session never connected: a test emits what a server session would produce
-    return rt.Session("ws://127.0.0.1:9", api_key="rt_secret_key", model="mirage_v2")
+    return rt.Session("ws://127.0.0.1:9", api_key="rt_secret_key", model="lucy-2.6")
 
 
 def info(sid: str) -> rt.SessionInfo:
@@ -253,7 +253,7 @@ async def test_fleet_budget_stops_every_session_within_one_tick_interval(nc: Any
     tick_s, budget = 0.1, 20
     async with rt.serve_embedded(tick_interval_s=tick_s) as server:
         sessions = [
-            rt.Session(server.url, api_key=server.api_key, model="mirage_v2") for _ in range(3)
+            rt.Session(server.url, api_key=server.api_key, model="lucy-2.6") for _ in range(3)
         ]
         publisher = await rtn.publish(sessions, nc, worker="gpu-1")
         obeyer = await rtn.obey(sessions, nc, publisher=publisher)

@@ -41,7 +41,7 @@ def tick(seconds: int, sid: str = "sid-a", seq: int = 1, client: str = "c1", key
         client=client,
         key=key,
         sid=sid,
-        model="mirage_v2",
+        model="lucy-2.6",
         seq=seq,
         at=1.0,
         seconds=seconds,

@@ -37,7 +37,7 @@ def points(reader: InMemoryMetricReader) -> dict[str, tuple[str, list[Any]]]:
 def test_instrument_records_billing_cost_reconnects_latency_and_quality() -> None:
     reader = InMemoryMetricReader()
     fleet = rt.Fleet(rate_per_second="0.01")
-    session = rt.Session("ws://127.0.0.1:9", api_key="k", model="mirage_v2")
+    session = rt.Session("ws://127.0.0.1:9", api_key="k", model="lucy-2.6")
     fleet.add(session, key="s1")
     with instrument(fleet, MeterProvider(metric_readers=[reader])):
         for seconds in (1, 2, 2, 5):  # a duplicate bills nothing
@@ -49,7 +49,7 @@ def test_instrument_records_billing_cost_reconnects_latency_and_quality() -> Non
             ConnectionQuality(level="poor", limiting="rtt", rtt_s=0.4, inbound_fps=15.0)
         )
         got = points(reader)
-    attributes = {"gen_ai.request.model": "mirage_v2", "session.id": "s1"}
+    attributes = {"gen_ai.request.model": "lucy-2.6", "session.id": "s1"}
     unit, (billed,) = got["rxrealtime.billed"]
     assert unit == "s" and billed.value == 5 and dict(billed.attributes) == attributes
     assert got["rxrealtime.cost"][1][0].value == pytest.approx(0.05)
@@ -66,7 +66,7 @@ def test_instrument_records_billing_cost_reconnects_latency_and_quality() -> Non
 
 def test_a_session_alone_is_priced_and_stops_recording_when_disposed() -> None:
     reader = InMemoryMetricReader()
-    session = rt.Session("ws://127.0.0.1:9", api_key="k", model="mirage_v2")
+    session = rt.Session("ws://127.0.0.1:9", api_key="k", model="lucy-2.6")
     recording = instrument(session, MeterProvider(metric_readers=[reader]), rate_per_second="1")
     session.generation_ticks.emit(p.GenerationTick(3))
     recording.dispose()
@@ -85,6 +85,6 @@ def test_opentelemetry_loads_only_when_instrumenting(monkeypatch: pytest.MonkeyP
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     monkeypatch.setitem(sys.modules, "opentelemetry", None)  # as if not installed
-    session = rt.Session("ws://127.0.0.1:9", api_key="k", model="mirage_v2")
+    session = rt.Session("ws://127.0.0.1:9", api_key="k", model="lucy-2.6")
     with pytest.raises(rt.ConfigError, match=r"rxrealtime\[otel\]"):
         instrument(session)

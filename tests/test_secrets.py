@@ -95,8 +95,8 @@ async def test_a_closed_sessions_key_is_released_and_a_shared_key_stays_redacted
 
     key, before = _scoped_key(), live_secret_count()
     async with rt.serve_embedded(api_key=key, tick_interval_s=0.2) as server:
-        first = rt.Session(server.url, api_key=key, model="mirage_v2", transport="none")
-        second = rt.Session(server.url, api_key=key, model="mirage_v2", transport="none")
+        first = rt.Session(server.url, api_key=key, model="lucy-2.6", transport="none")
+        second = rt.Session(server.url, api_key=key, model="lucy-2.6", transport="none")
         assert live_secret_count() == before + 1  # one secret, held twice
         await first.connect()
         await second.connect()

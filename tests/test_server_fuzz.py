@@ -43,7 +43,7 @@ class Arena:
         await self.open_attacker()
 
     async def open_attacker(self) -> None:
-        url = f"{self.server.url}/v1/stream?api_key={self.server.api_key}&model=mirage"
+        url = f"{self.server.url}/v1/stream?api_key={self.server.api_key}&model=lucy-2.6"
         self.attacker = await self.http.ws_connect(url)
 
     async def attack(self, frames: list[str | bytes]) -> None:

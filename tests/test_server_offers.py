@@ -27,7 +27,7 @@ async def test_unanswerable_offer_is_refused_and_a_good_one_still_answered() -> 
     pc = RTCPeerConnection()
     pc.addTransceiver("video", direction="sendrecv")
     async with rt.serve_embedded(tick_interval_s=0.2) as server, aiohttp.ClientSession() as http:
-        url = f"{server.url}/v1/stream?api_key={server.api_key}&model=mirage"
+        url = f"{server.url}/v1/stream?api_key={server.api_key}&model=lucy-2.6"
         ws = await http.ws_connect(url)
         try:
             with gather_on_loopback():

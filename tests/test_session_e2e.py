@@ -89,8 +89,10 @@ async def test_receive_only_session_gets_generated_video(make_session) -> None:
 async def test_avatar_model_uses_its_own_path(make_session, tmp_path: Path) -> None:
     image = tmp_path / "face.png"
     image.write_bytes(b"\x89PNG fake image bytes")
-    session = make_session(model="avatar-live")
-    assert "/v1/avatar-live/stream?" in session.url
+    rt.models.reset_warnings()  # the warning is once per process
+    with pytest.warns(DeprecationWarning, match="'avatar-live' is no longer in the service"):
+        session = make_session(model="avatar-live")
+    assert "/v1/avatar-live/stream?" in session.url  # still its own endpoint
     rec = Recorder(session)
     async with session.connect(image=image, prompt="smile"):
         await wait_until(lambda: len(rec["generation_ticks"]) >= 1)
@@ -276,7 +278,7 @@ async def test_a_plain_aiortc_client_following_the_protocol_is_served(server) ->
 
     from rxrealtime.transport import gather_on_loopback
 
-    url = f"{server.url}/v1/stream?api_key={server.api_key}&model=mirage&user_agent=other%2F1.0"
+    url = f"{server.url}/v1/stream?api_key={server.api_key}&model=lucy-2.6&user_agent=other%2F1.0"
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.addTrack(rt.media.SyntheticTrack())
     received: list[str] = []

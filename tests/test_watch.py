@@ -52,7 +52,7 @@ async def test_watch_exports_metrics_and_prints_a_billing_summary_on_sigint(
 ) -> None:
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
-        *CLI, "watch", server.url, "--model", "mirage_v2", "--metrics-port", str(port),
+        *CLI, "watch", server.url, "--model", "lucy-2.6", "--metrics-port", str(port),
         "--rate", "0.01", "--prompt", "anime", "--json",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env=env_with_key(server.api_key),
@@ -82,7 +82,7 @@ async def test_watch_exports_metrics_and_prints_a_billing_summary_on_sigint(
     assert summary["ticks"] == summary["billed_seconds"]  # one server session, 1 s a tick
     assert Decimal(summary["cost"]) == Decimal("0.01") * summary["billed_seconds"]
     assert len(summary["session_ids"]) == 1 and summary["errors"] == []
-    assert summary["model"] == "mirage_v2"
+    assert summary["model"] == "lucy-2.6"
     assert server.api_key not in out + err and "api_key=***" in summary["url"]
     await wait_until(lambda: not server.sessions)  # the session was closed cleanly
 
@@ -108,7 +108,7 @@ async def test_watch_streams_a_video_file_until_its_time_limit(
     video = tmp_path / "clip.mp4"
     write_video(video)
     proc = await asyncio.create_subprocess_exec(
-        *CLI, "watch", server.url, "--model", "mirage_v2", "--video", str(video),
+        *CLI, "watch", server.url, "--model", "lucy-2.6", "--video", str(video),
         "--seconds", "2", "--json",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env=env_with_key(server.api_key),
@@ -123,7 +123,7 @@ async def test_watch_streams_a_video_file_until_its_time_limit(
 
 async def test_watch_with_a_missing_video_file_fails_clearly(server: rt.EmbeddedServer) -> None:
     proc = await asyncio.create_subprocess_exec(
-        *CLI, "watch", server.url, "--model", "mirage_v2", "--video", "/nonexistent.mp4",
+        *CLI, "watch", server.url, "--model", "lucy-2.6", "--video", "/nonexistent.mp4",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env=env_with_key(server.api_key),
     )  # fmt: skip
@@ -134,7 +134,7 @@ async def test_watch_with_a_missing_video_file_fails_clearly(server: rt.Embedded
 
 async def test_watch_with_a_wrong_key_reports_the_auth_error(server: rt.EmbeddedServer) -> None:
     proc = await asyncio.create_subprocess_exec(
-        *CLI, "watch", server.url, "--model", "mirage_v2", "--api-key", "wrong-key-42",
+        *CLI, "watch", server.url, "--model", "lucy-2.6", "--api-key", "wrong-key-42",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     _, stderr = await asyncio.wait_for(proc.communicate(), 60)
@@ -147,8 +147,8 @@ async def test_watch_prices_the_watched_model_from_a_price_table(
     server: rt.EmbeddedServer,
 ) -> None:
     proc = await asyncio.create_subprocess_exec(
-        *CLI, "watch", server.url, "--model", "mirage_v2", "--seconds", "1.5", "--json",
-        "--price", "mirage=0.5", "--price", "mirage_v2=0.25",
+        *CLI, "watch", server.url, "--model", "lucy-2.6", "--seconds", "1.5", "--json",
+        "--price", "lucy-2.1=0.5", "--price", "lucy-2.6=0.25",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env=env_with_key(server.api_key),
     )  # fmt: skip
@@ -157,14 +157,33 @@ async def test_watch_prices_the_watched_model_from_a_price_table(
     summary = json.loads(stdout.decode().strip().splitlines()[-1])
     assert summary["billed_seconds"] >= 1
     assert Decimal(summary["cost"]) == Decimal("0.25") * summary["billed_seconds"]
+    assert summary["tier"] == "standard"
+
+
+async def test_watch_at_the_fast_tier_is_billed_twice_the_standard_price(
+    server: rt.EmbeddedServer,
+) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "watch", server.url, "--model", "lucy-2.6", "--speed", "fast", "--seconds", "1.5",
+        "--json", "--price", "lucy-2.6=0.25",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=env_with_key(server.api_key),
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, stderr.decode()
+    summary = json.loads(stdout.decode().strip().splitlines()[-1])
+    assert summary["tier"] == "fast" and "speed=fast" in summary["url"]
+    assert summary["billed_seconds"] >= 1
+    assert Decimal(summary["cost"]) == Decimal("0.50") * summary["billed_seconds"]
+    assert list(server.tier_by_session.values()) == ["fast"]  # the server saw it too
 
 
 async def test_watch_rejects_a_price_table_without_the_model(server: rt.EmbeddedServer) -> None:
     proc = await asyncio.create_subprocess_exec(
-        *CLI, "watch", server.url, "--model", "mirage_v2", "--price", "mirage=0.5",
+        *CLI, "watch", server.url, "--model", "lucy-2.6", "--price", "lucy-2.1=0.5",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env=env_with_key(server.api_key),
     )  # fmt: skip
     _, stderr = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 1
-    assert "no entry for model 'mirage_v2'" in stderr.decode()
+    assert "no price for model 'lucy-2.6' (priced: lucy-2.1)" in stderr.decode()

@@ -44,7 +44,7 @@ async def events(http: aiohttp.ClientSession, url: str) -> AsyncIterator[dict[st
 async def test_sse_client_sees_each_tick_within_one_tick_interval(
     server: rt.EmbeddedServer,
 ) -> None:
-    session = rt.Session(server.url, api_key=server.api_key, model="mirage_v2")
+    session = rt.Session(server.url, api_key=server.api_key, model="lucy-2.6")
     loop = asyncio.get_running_loop()
     billed_at: dict[int, float] = {}  # billed total -> when its tick reached the session
     session.generation_ticks.subscribe(lambda t: billed_at.setdefault(t.seconds, loop.time()))
@@ -68,7 +68,7 @@ async def test_sse_client_sees_each_tick_within_one_tick_interval(
 
 
 async def test_a_client_that_leaves_leaves_nothing_running(server: rt.EmbeddedServer) -> None:
-    session = rt.Session(server.url, api_key=server.api_key, model="mirage_v2")
+    session = rt.Session(server.url, api_key=server.api_key, model="lucy-2.6")
     async with session.connect(local_track=rt.media.SyntheticTrack(), prompt="anime"):
         await session.frames.next(timeout=10)  # the first frame: the session's own watchers
         frame_subscribers = session.frames.subscriber_count  # are in place
@@ -92,7 +92,7 @@ async def test_a_client_that_leaves_leaves_nothing_running(server: rt.EmbeddedSe
 
 
 async def test_fifty_slow_clients_do_not_delay_the_ticks(server: rt.EmbeddedServer) -> None:
-    session = rt.Session(server.url, api_key=server.api_key, model="mirage_v2")
+    session = rt.Session(server.url, api_key=server.api_key, model="lucy-2.6")
     loop = asyncio.get_running_loop()
     arrivals: list[float] = []
     session.generation_ticks.subscribe(lambda _: arrivals.append(loop.time()))
@@ -123,7 +123,7 @@ async def test_fifty_slow_clients_do_not_delay_the_ticks(server: rt.EmbeddedServ
 async def test_the_dashboard_serves_its_routes_only_and_never_the_key(
     server: rt.EmbeddedServer,
 ) -> None:
-    session = rt.Session(server.url, api_key=server.api_key, model="mirage_v2")
+    session = rt.Session(server.url, api_key=server.api_key, model="lucy-2.6")
     async with await serve(session, budget_s=600) as dashboard:
         assert dashboard.host == "127.0.0.1"  # loopback unless told
         async with session.connect(prompt="anime"), aiohttp.ClientSession() as http:
@@ -154,9 +154,9 @@ async def test_the_dashboard_serves_its_routes_only_and_never_the_key(
 
 def test_a_fleet_shows_one_row_per_session_and_its_totals() -> None:
     async def scenario() -> dict[str, Any]:
-        fleet = rt.Fleet(prices={"mirage_v2": "0.02", "lucy_2_rt": "0.05"})
-        a = rt.Session("ws://127.0.0.1:9", api_key="k", model="mirage_v2")
-        b = rt.Session("ws://127.0.0.1:9", api_key="k", model="lucy_2_rt")
+        fleet = rt.Fleet(prices={"lucy-2.6": "0.02", "lucy-2.1": "0.05"})
+        a = rt.Session("ws://127.0.0.1:9", api_key="k", model="lucy-2.6")
+        b = rt.Session("ws://127.0.0.1:9", api_key="k", model="lucy-2.1")
         fleet.add(a, key="a")
         dashboard = WebDashboard(fleet, budget_s=10)
         fleet.add(b, key="b")  # added later: it gets a row too
@@ -205,7 +205,7 @@ def browser_or_skip() -> Any:
 
 async def test_the_page_in_chromium(server: rt.EmbeddedServer, tmp_path: Path) -> None:
     async_playwright = browser_or_skip()
-    session = rt.Session(server.url, api_key=server.api_key, model="mirage_v2")
+    session = rt.Session(server.url, api_key=server.api_key, model="lucy-2.6")
     budget = 24  # billed seconds: amber from 19.2, red from 24 (5 billed s per second)
     dashboard = await serve(session, rate_per_second="0.01", budget_s=budget)
     async with dashboard, async_playwright() as pw:
@@ -291,7 +291,7 @@ def test_prometheus_shows_burn_rate_and_budget_gauges() -> None:
     from rxrealtime.dashboards import PrometheusExporter
 
     async def scenario() -> tuple[dict[Any, float], dict[Any, float]]:
-        session = rt.Session("ws://127.0.0.1:9", api_key="k", model="mirage_v2")
+        session = rt.Session("ws://127.0.0.1:9", api_key="k", model="lucy-2.6")
         budgeted = PrometheusExporter(rt.Fleet(rate_per_second="0.01"), budget_s=100)
         budgeted.watch(session, key="s")
         plain = PrometheusExporter()
@@ -304,7 +304,7 @@ def test_prometheus_shows_burn_rate_and_budget_gauges() -> None:
         return got
 
     budgeted, plain = asyncio.run(scenario())
-    labels = (("model", "mirage_v2"), ("session", "s"))
+    labels = (("model", "lucy-2.6"), ("session", "s"))
     assert budgeted[("rxrealtime_budget_limit_seconds", labels)] == 100
     assert budgeted[("rxrealtime_budget_remaining_seconds", labels)] == 90
     assert budgeted[("rxrealtime_burn_rate_seconds_per_minute", labels)] > 0
@@ -356,7 +356,7 @@ def test_grafana_dashboard_has_model_and_session_variables_and_budget_panels() -
         exporter.watch(session, key="s")
         session.generation_ticks.emit(p.GenerationTick(1))
         session.errors.emit(rt.ServerError("x"))
-        exporter.observe_prompt_ack("mirage_v2", 0.01)
+        exporter.observe_prompt_ack("lucy-2.6", 0.01)
         names = {name for name, _ in scrape_samples(exporter)}
         await exporter.stop()
         return names
@@ -379,7 +379,7 @@ async def test_watch_with_web_budget_alerts_and_stop_at_budget(server: rt.Embedd
     out = io.StringIO()
     watching = asyncio.ensure_future(
         run_watch(
-            server.url, "mirage_v2", api_key=server.api_key, rate_per_second="0.01",
+            server.url, "lucy-2.6", api_key=server.api_key, rate_per_second="0.01",
             budget_s=6, stop_at_budget=True, web=("127.0.0.1", 0), seconds=20,
             console=Console(file=out, width=200), json_mode=True,
         )
@@ -409,7 +409,7 @@ async def test_watch_stops_a_session_nobody_changes_or_watches(server: rt.Embedd
     out = io.StringIO()
     watching = asyncio.ensure_future(
         run_watch(
-            server.url, "mirage_v2", api_key=server.api_key, idle_stop_s=1.0, seconds=15,
+            server.url, "lucy-2.6", api_key=server.api_key, idle_stop_s=1.0, seconds=15,
             web=("127.0.0.1", 0), console=Console(file=out, width=200), json_mode=True,
         )
     )
@@ -428,7 +428,7 @@ async def test_watch_stops_a_session_nobody_changes_or_watches(server: rt.Embedd
     summary = await asyncio.wait_for(watching, 15)  # nobody watches: stopped 1 s later
     assert summary.ended_by.startswith("idle for 1 s") and 2.5 < summary.duration_s < 8
     with pytest.raises(rt.ConfigError, match="needs a price"):
-        await run_watch(server.url, "mirage_v2", budget_money="1")
+        await run_watch(server.url, "lucy-2.6", budget_money="1")
 
 
 def test_cli_dashboard_without_a_url_and_demo_with_web(capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,6 +13,7 @@ from ..dashboards import BillingLog, TerminalDashboard, plot_billing
 from ..dashboards.plot import require_matplotlib
 from ..dashboards.web import serve
 from ..media import SyntheticTrack, record
+from ..models import DEFAULT_MODEL
 from ..server import serve_embedded
 from ..session import Session
 from ..tapes import TapeRecorder
@@ -83,7 +84,7 @@ async def run_demo(
     prompts = ("anime", "cyberpunk city")
     media = "livekit" if transport == "livekit" else "aiortc"
     async with serve_embedded(tick_interval_s=tick_interval_s, media=media) as server:
-        session = Session(server.url, api_key=server.api_key, model="mirage_v2",
+        session = Session(server.url, api_key=server.api_key, model=DEFAULT_MODEL,
                           transport=transport)  # fmt: skip
         _observe(session, report)
         tape_recorder = TapeRecorder(session, tape, video=record_path).start() if tape else None

@@ -22,12 +22,14 @@ from reactivex.disposable import CompositeDisposable
 from rich.console import Console
 
 from .. import operators as rto
+from ..billing import resolve_rate
 from ..dashboards import BillingLog, PrometheusExporter, TerminalDashboard, plot_billing
 from ..dashboards.plot import require_matplotlib
 from ..dashboards.web import WebDashboard, serve
 from ..exceptions import ConfigError, RealtimeError
 from ..fleet import Fleet
 from ..media import SyntheticTrack
+from ..models import DEFAULT_MODEL
 from ..session import ConnectionState, Session
 from ..tapes import TapeRecorder
 
@@ -42,6 +44,8 @@ class WatchSummary:
 
     url: str
     model: str
+    tier: str = "standard"
+    """The speed tier the session was billed at (``session.tier``)."""
     session_ids: list[str] = field(default_factory=list)
     billed_seconds: int = 0
     ticks: int = 0
@@ -87,6 +91,8 @@ async def run_watch(
     video: str | None = None,
     metrics_port: int | None = None,
     rate_per_second: str | None = None,
+    prices: dict[str, str] | None = None,
+    speed: str | None = None,
     prompt: str | None = None,
     seconds: float | None = None,
     plot: str | None = None,
@@ -103,33 +109,36 @@ async def run_watch(
     """Watch a session until SIGINT/SIGTERM, ``seconds`` elapse, or it ends for good;
     with ``tape``, record it to that tape (:mod:`rxrealtime.tapes`).
 
-    ``budget_s`` / ``budget_money`` (which needs ``rate_per_second``) print budget alerts
+    ``rate_per_second`` (a standard rate) or ``prices`` (a table) price the session at
+    its speed tier (``speed`` asks the service for one; ``session.tier`` is what it is
+    billed at, see :func:`rxrealtime.billing.resolve_rate`). ``budget_s`` /
+    ``budget_money`` (which needs a price) print budget alerts
     at 50, 80 and 100 % and show the budget in every view; ``stop_at_budget`` then ends
     the session at the limit. ``idle_stop_s`` ends a session generating with no prompt
     change and nobody watching its video for that long. ``web`` serves the web dashboard
     on ``(host, port)``."""
     if plot:
         require_matplotlib()
-    if budget_money is not None and rate_per_second is None:
+    if budget_money is not None and rate_per_second is None and prices is None:
         raise ConfigError("a money budget needs a price: --rate or --price")
     if stop_at_budget and budget_s is None and budget_money is None:
         raise ConfigError("--stop-at-budget needs --budget-s or --budget-money")
-    session = Session(url, api_key=api_key, model=model, transport=transport)
+    session = Session(url, api_key=api_key, model=model, transport=transport, speed=speed)
+    price: dict[str, Any] = {"rate_per_second": rate_per_second, "prices": prices}
+    resolve_rate(**price, model=session.model.name, tier=session.tier)  # fail before any I/O
     track = open_video(video) if video else SyntheticTrack()
     console = console or Console(stderr=json_mode)
-    summary = WatchSummary(url=session.url, model=session.model.name)
+    summary = WatchSummary(url=session.url, model=session.model.name, tier=session.tier)
     session.session_started.subscribe(lambda info: summary.session_ids.append(info.sid))
     session.errors.subscribe(lambda e: summary.errors.append(f"{type(e).__name__}: {e}"))
     recorder = TapeRecorder(session, tape).start() if tape else None
 
-    fleet = Fleet(rate_per_second=rate_per_second)
+    fleet = Fleet(**price)
     budget: dict[str, Any] = {"budget_s": budget_s, "budget_cost": budget_money}
     exporter = PrometheusExporter(fleet, **budget)
     exporter.watch(session)
-    log = BillingLog.record(session, rate_per_second=rate_per_second) if plot else None
-    view = TerminalDashboard(
-        session, rate_per_second=rate_per_second, console=console, transient=json_mode, **budget
-    )
+    log = BillingLog.record(session, **price) if plot else None
+    view = TerminalDashboard(session, **price, console=console, transient=json_mode, **budget)
     dashboard: WebDashboard | None = None
 
     loop = asyncio.get_running_loop()
@@ -155,7 +164,7 @@ async def run_watch(
 
     guards = _arm_guards(
         session, console, summary, finish, budget_s=budget_s, budget_money=budget_money,
-        rate=rate_per_second, stop_at_budget=stop_at_budget, idle_stop_s=idle_stop_s,
+        price=price, stop_at_budget=stop_at_budget, idle_stop_s=idle_stop_s,
         viewers=viewers,
     )  # fmt: skip
     installed = []
@@ -222,14 +231,17 @@ def _arm_guards(
     *,
     budget_s: int | None,
     budget_money: str | None,
-    rate: str | None,
+    price: dict[str, Any],
     stop_at_budget: bool,
     idle_stop_s: float | None,
     viewers: Callable[[], int],
 ) -> CompositeDisposable:
     """Budget alerts (printed and kept in the summary), the budget guard and the idle
-    guard, each ending the watch with its reason when it stops the session."""
+    guard, each ending the watch with its reason when it stops the session. ``price``
+    (a flat rate or a table) is taken at the session's model and tier."""
     guards = CompositeDisposable()
+    model = session.model.name if price.get("prices") is not None else None
+    price = {**price, "model": model, "tier": session.tier}
     billed = session.generation_ticks.pipe(rto.billed_seconds(resets=session.session_started))
     if budget_s is not None or budget_money is not None:
 
@@ -239,10 +251,10 @@ def _arm_guards(
             summary.budget_alerts.append(text)
             console.print(f"[bold yellow]{text}[/]")
 
-        alerts = rto.budget_alert(budget_s, budget_money, rate_per_second=rate)
+        alerts = rto.budget_alert(budget_s, budget_money, **price)
         guards.add(billed.pipe(alerts).subscribe(on_alert))
         if stop_at_budget:
-            guard = rto.budget_guard(session, budget_s, budget_money, rate_per_second=rate)
+            guard = rto.budget_guard(session, budget_s, budget_money, **price)
             guards.add(billed.pipe(guard).subscribe(lambda _: finish("budget reached")))
     if idle_stop_s:
         idle = rto.idle_guard(session, idle_stop_s, viewers=viewers)
@@ -268,4 +280,4 @@ async def run_dashboard(
     async with serve_embedded(tick_interval_s=tick_interval_s) as server:
         options["api_key"] = server.api_key
         options.setdefault("web", ("127.0.0.1", 8080))
-        return await run_watch(server.url, model or "mirage_v2", **options)
+        return await run_watch(server.url, model or DEFAULT_MODEL, **options)

@@ -1,4 +1,4 @@
-"""``rxrealtime demo | serve | watch``: the command line.
+"""``rxrealtime demo | serve | watch | models | ...``: the command line.
 
 Each subcommand is a small async function; ``main`` only parses arguments and turns a
 :class:`~rxrealtime.RealtimeError` into a one-line message and a non-zero exit code.
@@ -24,9 +24,11 @@ from rich.console import Console
 from .._version import __version__
 from ..dashboards.web import parse_address
 from ..exceptions import ConfigError, RealtimeError
+from ..models import DEFAULT_MODEL
 from ..options import API_KEY_ENV, describe_validation_error
 from ..server import BadFrame, Faults, Media, ServerSettings, serve_embedded
 from ._demo import print_summary, run_demo
+from ._models import add_model_flags, add_models_command, price_table, run_models
 from ._tape import add_tape_commands, run_tape_command
 from ._watch import WatchSummary, run_dashboard, run_watch
 
@@ -68,21 +70,8 @@ def _rate(text: str) -> str:
 def _price(text: str) -> tuple[str, str]:
     model, sep, rate = text.partition("=")
     if not sep or not model:
-        raise argparse.ArgumentTypeError("expected MODEL=RATE, e.g. mirage_v2=0.01")
+        raise argparse.ArgumentTypeError("expected MODEL=RATE, e.g. lucy-2.6=0.01")
     return model, _rate(rate)
-
-
-def _watch_rate(args: argparse.Namespace) -> str | None:
-    """The price per second for the watched model, from ``--rate`` or ``--price``."""
-    rate: str | None = args.rate
-    if not args.price:
-        return rate
-    if rate is not None:
-        raise ConfigError("give either --rate or --price, not both")
-    prices: dict[str, str] = dict(args.price)
-    if args.model not in prices:
-        raise ConfigError(f"--price has no entry for model {args.model!r}: {sorted(prices)}")
-    return prices[args.model]
 
 
 def _port(text: str) -> int:
@@ -217,11 +206,12 @@ def _add_dashboard_parser(sub: Any) -> None:
     dash = sub.add_parser("dashboard", help="the web dashboard of a live session (no URL: "
                           "a session against an embedded server)")  # fmt: skip
     dash.add_argument("url", nargs="?", default=None, help="service base URL (default: embedded)")
-    dash.add_argument("--model", default="mirage_v2")
+    add_model_flags(dash)
     _add_key_flags(dash)
     dash.add_argument("--prompt", default=None, help="initial prompt")
     dash.add_argument("--rate", type=_rate, default=None, help="price per billed second")
-    dash.add_argument("--price", type=_price, action="append", default=[], metavar="MODEL=RATE")
+    dash.add_argument("--price", type=_price, action="append", default=[],
+                      metavar="MODEL[:TIER]=RATE")  # fmt: skip
     dash.add_argument("--seconds", type=_positive_float, default=None, help="stop after N s")
     dash.add_argument("--tick-interval", type=_positive_float, default=1.0,
                       help="the embedded server's tick interval (without a URL)")  # fmt: skip
@@ -280,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     watch = sub.add_parser("watch", help="watch a session on any server: live view, metrics")
     watch.add_argument("url", help="service base URL (ws://, wss://, http(s)://)")
-    watch.add_argument("--model", required=True)
+    add_model_flags(watch, required=True)
     _add_key_flags(watch)
     watch.add_argument("--transport", choices=("aiortc", "livekit"), default="aiortc",
                        help="media through a direct peer or a LiveKit room (the service's "
@@ -288,15 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--video", metavar="FILE", help="send this file (default: synthetic)")
     watch.add_argument("--metrics-port", type=_port, default=None, help="serve /metrics here")
     watch.add_argument("--prompt", default=None, help="initial prompt")
-    watch.add_argument("--rate", type=_rate, default=None, help="price per billed second")
+    watch.add_argument("--rate", type=_rate, default=None,
+                       help="standard price per billed second (a fast tier: 2x)")  # fmt: skip
     watch.add_argument(
-        "--price",
-        type=_price,
-        action="append",
-        default=[],
-        metavar="MODEL=RATE",
-        help="per-model price table (repeatable); the watched model's entry is used",
-    )
+        "--price", type=_price, action="append", default=[], metavar="MODEL[:TIER]=RATE",
+        help="per-model price table (repeatable); the watched model's entry is used, at its "
+        "tier (lucy-2.6:fast=X prices a tier of its own; else 2x the model's)",
+    )  # fmt: skip
     watch.add_argument("--seconds", type=_positive_float, default=None, help="stop after N s")
     watch.add_argument("--plot", metavar="BILLING.png", help="draw billed seconds and cost")
     watch.add_argument("--json", action="store_true", help="end with one JSON summary line")
@@ -306,13 +294,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="check connectivity before anything is billed")
     check.add_argument("url", help="service base URL (ws://, wss://, http(s)://)")
-    check.add_argument("--model", default="mirage_v2")
+    check.add_argument("--model", default=DEFAULT_MODEL)
     _add_key_flags(check)
     check.add_argument("--transport", choices=("aiortc", "livekit"), default="aiortc")
     check.add_argument("--timeout", type=_positive_float, default=10.0, help="per check, in s")
     check.add_argument("--json", action="store_true", help="the report as one JSON object")
 
     add_tape_commands(sub)
+    add_models_command(sub)
     from .bench import add_arguments as add_bench_arguments  # light: suites load on demand
 
     add_bench_arguments(sub.add_parser("bench", help="run the benchmark suite"))
@@ -330,6 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "fleet" or (args.command == "demo" and args.workers):
         return _run_fleet_command(args)
     try:
+        if args.command == "models":
+            return run_models(args)
         if args.command in ("tape", "replay"):
             return run_tape_command(args)
         if args.command == "demo":
@@ -407,7 +398,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     transport=args.transport,
                     video=args.video,
                     metrics_port=args.metrics_port,
-                    rate_per_second=_watch_rate(args),
+                    rate_per_second=args.rate,
+                    prices=price_table(args),
+                    speed=args.speed,
                     prompt=args.prompt,
                     seconds=args.seconds,
                     plot=args.plot,
@@ -420,7 +413,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "dashboard":
             options = _spend_options(args) | {"api_key": _api_key(args), "json_mode": args.json}
-            options |= {"rate_per_second": _watch_rate(args), "prompt": args.prompt}
+            options |= {"rate_per_second": args.rate, "prices": price_table(args)}
+            options |= {"prompt": args.prompt, "speed": args.speed}
             options["seconds"] = args.seconds
             run = run_dashboard(args.url, args.model, args.tick_interval, **options)
             _print_watch_summary(asyncio.run(run), args.json)

@@ -12,7 +12,7 @@ never imports it. Three roles, each a few lines (docs/fleets.md has the whole pi
     obeyer = await rtn.obey(session, nc, publisher=publisher)
 
     # one aggregator: the same streams and totals as rt.Fleet, for the whole fleet
-    agg = await rtn.fleet(nc.jetstream(), prices={"mirage_v2": "0.01"}, budget_s=3600)
+    agg = await rtn.fleet(nc.jetstream(), prices={"lucy-2.6": "0.01"}, budget_s=3600)
     agg.totals.subscribe(print)
 """
 

@@ -3,7 +3,7 @@
 It has the streams of :class:`~rxrealtime.Fleet` (plus ``generation_ended`` and
 ``commands``), with the same ``Keyed`` values and ``FleetTotals``, so operators apply::
 
-    agg = await rt.nats.fleet(js, prices={"mirage_v2": "0.01"}, budget_s=3600)
+    agg = await rt.nats.fleet(js, prices={"lucy-2.6": "0.01"}, budget_s=3600)
     agg.totals.pipe(ops.map(lambda t: t.billed_s), rto.budget_alert(limit_s=3000))
 
 Totals come from :class:`~.ledger.FleetLedger` (a max per server session: duplicates and

@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from ..models import DEFAULT_MODEL
 from ..options import ReconnectPolicy
 from ..server import serve_embedded
 from ..session import Session
@@ -76,7 +77,7 @@ async def run_worker(
         async with serve_embedded(tick_interval_s=tick_interval_s) as server:
             fast = ReconnectPolicy(initial_delay_s=0.05, max_delay_s=0.2)
             live = [
-                Session(server.url, api_key=server.api_key, model="mirage_v2", reconnect=fast)
+                Session(server.url, api_key=server.api_key, model=DEFAULT_MODEL, reconnect=fast)
                 for _ in range(sessions)
             ]
             publisher = await publish(live, nc, worker=worker, subject_prefix=subject_prefix)

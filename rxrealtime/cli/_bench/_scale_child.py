@@ -55,6 +55,7 @@ class Level:
 
     async def connect(self, url: str, api_key: str) -> dict[str, Any]:
         from ...media import SyntheticTrack
+        from ...models import DEFAULT_MODEL
         from ...protocol import GenerationTick
         from ...session import Session
 
@@ -65,7 +66,7 @@ class Level:
             self.frames += 1
 
         for _ in range(self.k):
-            session = Session(url, api_key=api_key, model="mirage_v2")
+            session = Session(url, api_key=api_key, model=DEFAULT_MODEL)
 
             def on_tick(tick: GenerationTick, session: Session = session) -> None:
                 arrivals.append((session.session_id or "", tick.seconds, clock()))

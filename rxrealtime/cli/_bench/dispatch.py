@@ -29,6 +29,7 @@ from reactivex.subject import Subject
 
 from ... import protocol as p
 from ...asyncio.signaling import CheckedTicks, FrameRouter
+from ...models import DEFAULT_MODEL
 from ...session import Session
 from ...streams import HotStream
 from ._common import Config, SuiteResult, interleaved, ratio_per_repeat, summary
@@ -129,7 +130,7 @@ def _emit_group(shape: str, frames: list[str]) -> Group:
 
 def _path_group(shape: str, frames: list[str]) -> Group:
     decode = p.decode_unchecked  # what the signaling read loop calls
-    session = Session("ws://127.0.0.1:9", api_key="bench-key", model="mirage_v2")
+    session = Session("ws://127.0.0.1:9", api_key="bench-key", model=DEFAULT_MODEL)
     # The session's own routing for ticks (checked by its TickGuard, as on a link); the
     # read loop inlines FrameRouter.route.
     checked = CheckedTicks(session.generation_ticks, session.errors, max_step_s=60)

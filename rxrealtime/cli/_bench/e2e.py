@@ -42,6 +42,7 @@ from typing import Any
 import aiohttp
 
 from ... import protocol as p
+from ...models import DEFAULT_MODEL
 from ...session import Session
 from ...tapes import TapeRecorder
 from ...urls import build_url
@@ -230,7 +231,7 @@ def _shape(config: Config) -> tuple[int, int, int, int]:
 async def _run(config: Config, result: SuiteResult) -> None:
     rounds, n, latency_rounds, paced = _shape(config)
     async with ServerProcess(tick_interval_s=3600.0) as srv:
-        url = build_url(srv.url, "/v1/stream", {"api_key": srv.api_key, "model": "mirage_v2"})
+        url = build_url(srv.url, "/v1/stream", {"api_key": srv.api_key, "model": DEFAULT_MODEL})
         runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in KINDS}
         with tempfile.TemporaryDirectory() as folder:
             for rnd in range(rounds):

@@ -30,7 +30,7 @@ FIRST_USE = {
         "import rxrealtime.operators as rto; rto.billed_seconds()"
     ),
     "rxrealtime + a Session": (
-        "import rxrealtime as rt; rt.Session('ws://127.0.0.1:9', api_key='k', model='mirage_v2')"
+        "import rxrealtime as rt; rt.Session('ws://127.0.0.1:9', api_key='k', model='lucy-2.6')"
     ),
 }
 """What the lazy imports defer, timed the same way (no target: the cost moved, it did not

@@ -26,6 +26,7 @@ from typing import Any
 
 from ... import protocol as p
 from ...fleet import Fleet, FleetTotals
+from ...models import DEFAULT_MODEL
 from ...session import Session
 from ...states import SessionInfo
 from ...streams import StateStream
@@ -38,7 +39,7 @@ PACED_RATE = 1000.0
 
 
 def _sessions(n: int) -> list[Session]:
-    return [Session("ws://127.0.0.1:9", api_key="bench-key", model="mirage_v2") for _ in range(n)]
+    return [Session("ws://127.0.0.1:9", api_key="bench-key", model=DEFAULT_MODEL) for _ in range(n)]
 
 
 def _start(sessions: list[Session], tag: str) -> None:

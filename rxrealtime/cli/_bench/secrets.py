@@ -32,7 +32,7 @@ CYCLES = 10_000
 SECRET_CHARS = 240
 TEXTS = {
     "error with a URL": (
-        "ConnectionLost: cannot reach ws://127.0.0.1:8765/v1/stream?model=mirage_v2&"
+        "ConnectionLost: cannot reach ws://127.0.0.1:8765/v1/stream?model=lucy-2.6&"
         "api_key=***&user_agent=rxrealtime/0.1: Connection refused (errno 111) while dialing"
     ),
     "plain error": "ConnectionLost: the peer connection failed (ICE state failed) after 3 tries",

@@ -25,6 +25,7 @@ from reactivex.testing import TestScheduler
 
 from ... import operators as rto
 from ... import protocol as p
+from ...models import DEFAULT_MODEL
 from ...session_streams import SessionStreams
 from ...states import SessionInfo
 from ...tapes import TapeRecorder, load, replay
@@ -46,7 +47,7 @@ def write_session_tape(path: Path, ticks: int, interval_s: float) -> int:
                 for i in range(1, ticks + 1)]  # fmt: skip
     end = records[-1][0] + 0.5
     records += [(end, "state", "disconnected"), (end, "end", {"records": len(records) + 2})]
-    header = TapeHeader(model=ModelInfo(name="mirage_v2"), url="ws://127.0.0.1:9/v1/stream",
+    header = TapeHeader(model=ModelInfo(name=DEFAULT_MODEL), url="ws://127.0.0.1:9/v1/stream",
                         started_at="2025-01-01T00:00:00+00:00")  # fmt: skip
     path.write_bytes(encode_header(header) + encode_records(records))
     return len(records)
