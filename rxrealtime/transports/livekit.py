@@ -6,8 +6,10 @@ client sends ``livekit_join``, the server answers (after any ``queue_position``)
 (``pip install 'rxrealtime[livekit]'``), publishes its video and subscribes to the video
 of the participant whose identity starts with ``inference-server-``. Frames cross the
 seam as ``av.VideoFrame`` both ways, so ``session.frames`` looks the same whichever
-transport runs. A room that disconnects is a lost link: the session core decides
-whether to reconnect, exactly as for a dropped peer connection.
+transport runs; a local track that is LiveKit's own ``LocalVideoTrack`` (what code
+written for the vendor's SDK has) is published as it is, and ``remote_tracks`` carries
+LiveKit's ``RemoteVideoTrack``. A room that disconnects is a lost link: the session core
+decides whether to reconnect, exactly as for a dropped peer connection.
 """
 
 from __future__ import annotations
@@ -190,15 +192,21 @@ class LivekitTransport(MediaTransport):
         self.context.lost(error)
 
     async def _publish(self, track: Any) -> None:
-        """Pump the user's track (``av.VideoFrame`` from ``recv()``) into a video source."""
+        """Publish the user's track: LiveKit's own ``LocalVideoTrack`` as it is (what code
+        written for the vendor's SDK hands over; it stays the user's, and a reconnect
+        publishes it again in the new room), any other (``av.VideoFrame`` from
+        ``recv()``, aiortc's kind) pumped into a video source made for it."""
         rtc = self.rtc
+        codec = rtc.VideoCodec.VP8 if self.context.preferred_codec == "vp8" else rtc.VideoCodec.H264
+        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, video_codec=codec)
+        if isinstance(track, rtc.LocalVideoTrack):
+            await self.room.local_participant.publish_track(track, options)
+            return
         first = await track.recv()
         while min(first.width, first.height) < MIN_FRAME_SIDE:
             first = await track.recv()
         source = rtc.VideoSource(first.width, first.height)
         local = rtc.LocalVideoTrack.create_video_track("camera", source)
-        codec = rtc.VideoCodec.VP8 if self.context.preferred_codec == "vp8" else rtc.VideoCodec.H264
-        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, video_codec=codec)
         await self.room.local_participant.publish_track(local, options)
         source.capture_frame(_to_livekit(rtc, first))
         self._spawn(self._pump_local(track, source))
