@@ -70,6 +70,8 @@ LAYERS: dict[str, Layer] = {
                   ("wire", "values", "streams", "config", "billing", "fleet", "session",
                    "server"),
                   "fleets over NATS JetStream (optional extra)"),
+    "compat": Layer(("compat",), ("wire", "values", "streams", "config", "session"),
+                    "the vendor SDK's realtime API on a Session (optional extra: LiveKit)"),
     "cli": Layer(("cli", "_bench"),
                  ("version", "wire", "values", "media", "core", "streams", "transports",
                   "config",

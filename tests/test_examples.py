@@ -48,7 +48,10 @@ EXPECTED = {
 
 
 def test_every_example_is_tested() -> None:
-    shipped = {p.name for p in EXAMPLES.glob("*.py")} - {"quickstart.py"}  # test_cli runs it
+    # test_cli runs quickstart.py; test_compat_decart_livekit.py runs decart_realtime.py
+    # (it needs a livekit-server: skipped without one, a failure under CI=true)
+    others = {"quickstart.py", "decart_realtime.py"}
+    shipped = {p.name for p in EXAMPLES.glob("*.py")} - others
     assert shipped == set(EXPECTED)
 
 
