@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: Documented although ``rxrealtime.__all__`` does not export them: users import them.
 SUBPACKAGES = ("rxrealtime.operators", "rxrealtime.billing", "rxrealtime.dashboards",
-               "rxrealtime.nats", "rxrealtime.tapes")  # fmt: skip
+               "rxrealtime.nats", "rxrealtime.tapes", "rxrealtime.compat.decart",
+               "rxrealtime.compat.decart.realtime")  # fmt: skip
 
 #: Sections of the ``rxrealtime`` reference page. A top-level name in no group is
 #: rendered under "More" (and the docs test asks for a group).
