@@ -48,8 +48,10 @@ LAYERS: dict[str, Layer] = {
                         "the media seam and its registry; aiortc, LiveKit, ICE"),
     "config": Layer(("options", "roles"), ("version", "wire", "values", "transports"),
                     "session options (pydantic), the streaming and view-only roles"),
-    "shell": Layer(("asyncio",), ("wire", "values", "core", "streams", "transports", "config"),
-                   "the asyncio shell: socket and read loop, links, timers, futures"),
+    "shell": Layer(("asyncio",),
+                   ("wire", "values", "media", "core", "streams", "transports", "config"),
+                   "the asyncio shell: socket and read loop, links, timers, futures; reads "
+                   "picture stamps off generated frames"),
     "session": Layer(("session", "connectivity", "transport"),
                      ("wire", "values", "core", "streams", "transports", "config", "shell"),
                      "the conductor and public API; the connectivity check; 0.1 names"),
