@@ -117,9 +117,7 @@ async def test_a_session_reports_glass_to_glass_latency_over_livekit() -> None:
         session = rt.Session(server.url, api_key=server.api_key, transport="livekit",
                              stats_interval_s=0.5)  # fmt: skip
         stats = await _latency_of(session, SyntheticTrack(640, 360, 30))
-    assert stats.latency is not None
-    _assert_plausible(stats, stats.latency.source or "")
-    assert stats.latency.source in ("frame-metadata", "picture-stamp")
+    _assert_plausible(stats, "frame-metadata")  # LiveKit's metadata, kept by the server
 
 
 async def test_without_a_stamped_source_the_figures_stay_empty_not_wrong() -> None:

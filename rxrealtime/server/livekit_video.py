@@ -11,10 +11,11 @@ the encoder's own format; the tint is applied per plane, :func:`.video.transform
 so no frame is converted to RGB and back), at most two are queued (older ones are
 dropped, not delayed), and one output buffer is reused.
 
-The track is published with an explicit encoding (:func:`encoding_for`): without one,
-LiveKit derives it from the source's declared size, and a source declared at the
-synthetic 320x180 got the 180p preset, 15 fps and simulcast layers: every session
-received half its frames, at a fraction of its size.
+The track is published with an explicit encoding
+(:func:`~rxrealtime.media.encoding_for`): without one, LiveKit derives it from the
+source's declared size, and a source declared at the synthetic 320x180 got the 180p
+preset, 15 fps and simulcast layers: every session received half its frames, at a
+fraction of its size.
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..media import SyntheticTrack, plane_arrays
+from ..media import SyntheticTrack, encoding_for, i420_planes, plane_arrays
 from .video import FrameSink, tint_yuv, transform_planes
 
 if TYPE_CHECKING:
     from livekit import rtc
 
-__all__ = ["MIN_SIDE", "RoomGenerator", "encoding_for", "i420_planes"]
+__all__ = ["MIN_SIDE", "RoomGenerator"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,27 +43,6 @@ MIN_SIDE = 16
 """Frames narrower or lower than this are dropped. An H264 publisher that leaves makes
 the subscriber's stream yield a last 2x2 frame, and ``capture_frame`` of such a frame hits
 a libwebrtc check that aborts the whole process (tools/livekit/README.md, gotchas)."""
-
-
-#: Bits per pixel per frame of the published video: LiveKit's 720p preset (1.7 Mbit/s
-#: at 1280x720, 30 fps) is about 0.06; a little more keeps the tint band crisp.
-BITS_PER_PIXEL = 0.07
-
-
-def encoding_for(width: int, height: int, fps: float) -> tuple[int, float]:
-    """(max bitrate in bit/s, max frame rate) to publish ``width`` x ``height`` at ``fps``."""
-    bitrate = int(min(8_000_000, max(200_000, width * height * fps * BITS_PER_PIXEL)))
-    return bitrate, fps
-
-
-def i420_planes(data: Any, width: int, height: int) -> list[np.ndarray]:
-    """Views (no copy) of a packed I420 buffer's Y, U and V planes (LiveKit's layout:
-    chroma planes of ceil(width/2) x ceil(height/2))."""
-    flat = np.frombuffer(data, dtype=np.uint8)
-    cw, ch = (width + 1) // 2, (height + 1) // 2
-    y_end, u_end = width * height, width * height + cw * ch
-    return [flat[:y_end].reshape(height, width), flat[y_end:u_end].reshape(ch, cw),
-            flat[u_end : u_end + cw * ch].reshape(ch, cw)]  # fmt: skip
 
 
 class RoomGenerator:

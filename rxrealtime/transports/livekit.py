@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +28,7 @@ from ..exceptions import (
     RedactingFilter,
     SecretScope,
 )
+from ..latency import StampBook
 from .base import MediaContext, MediaTransport
 
 __all__ = ["GENERATED_IDENTITY_PREFIX", "LivekitTransport", "load_livekit"]
@@ -83,6 +85,9 @@ class LivekitTransport(MediaTransport):
         self._closing = False
         self._secrets = SecretScope()
         """This link's room token: redacted until :data:`TOKEN_GRACE_S` after the link closes."""
+        self._frame_ids = 0
+        self._sent = StampBook()
+        """When each frame this link published was captured, by its frame id."""
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -195,42 +200,75 @@ class LivekitTransport(MediaTransport):
         """Publish the user's track: LiveKit's own ``LocalVideoTrack`` as it is (what code
         written for the vendor's SDK hands over; it stays the user's, and a reconnect
         publishes it again in the new room), any other (``av.VideoFrame`` from
-        ``recv()``, aiortc's kind) pumped into a video source made for it."""
+        ``recv()``, aiortc's kind) pumped into a video source made for it.
+
+        A pumped track is published with an explicit encoding for its size and rate
+        (:func:`~rxrealtime.media.encoding_for`; LiveKit's default, derived from presets,
+        capped some sizes at 15 fps and added simulcast layers) and with frame metadata:
+        each frame carries an id and its capture time, which a server that keeps them
+        hands back on the generated frame, for glass-to-glass latency."""
         rtc = self.rtc
         codec = rtc.VideoCodec.VP8 if self.context.preferred_codec == "vp8" else rtc.VideoCodec.H264
-        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, video_codec=codec)
         if isinstance(track, rtc.LocalVideoTrack):
+            options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA,
+                                              video_codec=codec)  # fmt: skip
             await self.room.local_participant.publish_track(track, options)
             return
+        from ..media import encoding_for
+
         first = await track.recv()
         while min(first.width, first.height) < MIN_FRAME_SIDE:
             first = await track.recv()
+        fps = float(getattr(track, "fps", 30.0))
+        bitrate, rate = encoding_for(first.width, first.height, fps)
+        options = rtc.TrackPublishOptions(
+            source=rtc.TrackSource.SOURCE_CAMERA, video_codec=codec, simulcast=False,
+            video_encoding=rtc.VideoEncoding(max_bitrate=bitrate, max_framerate=rate),
+            frame_metadata_features=[rtc.FrameMetadataFeature.FMF_USER_TIMESTAMP,
+                                     rtc.FrameMetadataFeature.FMF_FRAME_ID],
+        )  # fmt: skip
         source = rtc.VideoSource(first.width, first.height)
         local = rtc.LocalVideoTrack.create_video_track("camera", source)
         await self.room.local_participant.publish_track(local, options)
-        source.capture_frame(_to_livekit(rtc, first))
-        self._spawn(self._pump_local(track, source))
+        packer = _I420Packer(rtc)
+        self._capture(source, packer, first)
+        self._spawn(self._pump_local(track, source, packer))
 
-    async def _pump_local(self, track: Any, source: Any) -> None:
+    def _capture(self, source: Any, packer: _I420Packer, frame: Any) -> None:
+        """One frame into the source, stamped with its id and capture time."""
+        self._frame_ids += 1
+        now_us = time.monotonic_ns() // 1000
+        self._sent.sent(self._frame_ids, now_us / 1e6)
+        metadata = self.rtc.FrameMetadata(frame_id=self._frame_ids, user_timestamp=now_us)
+        source.capture_frame(packer.pack(frame), metadata=metadata)
+
+    async def _pump_local(self, track: Any, source: Any, packer: _I420Packer) -> None:
         from aiortc.mediastreams import MediaStreamError
 
-        rtc = self.rtc
         try:
             while True:
                 frame = await track.recv()
                 if min(frame.width, frame.height) >= MIN_FRAME_SIDE:
-                    source.capture_frame(_to_livekit(rtc, frame))
+                    self._capture(source, packer, frame)
         except MediaStreamError:
             pass
 
     async def _pump_generated(self, track: Any) -> None:
         rtc = self.rtc
         stream = rtc.VideoStream(track, format=rtc.VideoBufferType.I420)
-        emit = self.context.frame_received
+        emit, sent, report = self.context.frame_received, self._sent, self.context.latency
         try:
             async for event in stream:
-                if min(event.frame.width, event.frame.height) >= MIN_FRAME_SIDE:
-                    emit(_to_av(rtc, event.frame))
+                if min(event.frame.width, event.frame.height) < MIN_FRAME_SIDE:
+                    continue
+                metadata = event.metadata
+                if metadata is not None and metadata.frame_id:
+                    captured = sent.captured_at(metadata.frame_id)
+                    # both the id and the stamp must be ours: a service that sends its own
+                    # metadata gives no sample rather than a wrong one
+                    if captured is not None and metadata.user_timestamp == round(captured * 1e6):
+                        report(time.monotonic() - captured)
+                emit(_to_av(rtc, event.frame))
         finally:
             await stream.aclose()
 
@@ -257,10 +295,33 @@ def _reason_name(rtc: Any, reason: Any) -> str:
         return str(reason)
 
 
-def _to_livekit(rtc: Any, frame: Any) -> Any:
-    """An ``av.VideoFrame`` as a LiveKit I420 frame (planes packed, no colour math)."""
-    yuv = frame.to_ndarray(format="yuv420p")  # (h * 3 / 2, w), contiguous planes
-    return rtc.VideoFrame(frame.width, frame.height, rtc.VideoBufferType.I420, yuv.tobytes())
+class _I420Packer:
+    """``av.VideoFrame`` (yuv420p) -> LiveKit I420 frame, through one reused buffer:
+    ``capture_frame`` copies the pixels before it returns, so the buffer is free again,
+    and a frame costs one copy of its planes and no allocation."""
+
+    def __init__(self, rtc: Any) -> None:
+        self.rtc = rtc
+        self._size = (0, 0)
+        self._buffer = bytearray()
+        self._planes: list[Any] = []
+
+    def pack(self, frame: Any) -> Any:
+        import numpy as np
+
+        from ..media import i420_planes, plane_arrays
+
+        width, height = frame.width, frame.height
+        if frame.format.name != "yuv420p":
+            frame = frame.reformat(format="yuv420p")
+        if self._size != (width, height):
+            chroma = ((width + 1) // 2) * ((height + 1) // 2)
+            self._buffer = bytearray(width * height + 2 * chroma)
+            self._planes = i420_planes(self._buffer, width, height)
+            self._size = (width, height)
+        for src, dst in zip(plane_arrays(frame), self._planes, strict=True):
+            np.copyto(dst, src)
+        return self.rtc.VideoFrame(width, height, self.rtc.VideoBufferType.I420, self._buffer)
 
 
 def _to_av(rtc: Any, frame: Any) -> Any:

@@ -88,8 +88,7 @@ def h264_realtime_ms(size: Size, frames: int = 40, repeats: int = 5) -> dict[str
 
     import av
 
-    from ...media import SyntheticTrack
-    from ...server.livekit_video import encoding_for
+    from ...media import SyntheticTrack, encoding_for
 
     track = SyntheticTrack(size.width, size.height, size.fps)
     encoder = av.CodecContext.create("libx264", "w")
