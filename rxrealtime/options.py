@@ -115,11 +115,6 @@ class SessionOptions(BaseModel):
     preferred_codec: Literal["vp8", "h264"] | None = None
     """The video codec to offer first (aiortc: the transceiver's codec preferences;
     LiveKit: the published track's codec); ``None``: the transport's default."""
-    codec_nice: int = Field(default=10, ge=0, le=19)
-    """The nice value aiortc's encoder and decoder threads are lowered to while a session
-    carries media, so that the event loop (and billing ticks) runs first on a saturated
-    machine and video degrades instead; ``0`` leaves them alone
-    (:mod:`rxrealtime.asyncio.priority`)."""
     speed: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_-]{0,15}$")
     """Sent as the ``speed`` query parameter (e.g. ``fast``), when set."""
     transport: str = "aiortc"

@@ -29,7 +29,6 @@ from ..session_streams import AckLatency, SessionStreams
 from ..states import ConnectionState, SessionInfo
 from ..streams import HotStream
 from ..transports.base import MediaContext, MediaTransport, load_transport
-from .priority import CodecThreads
 from .timings import PhaseClock, StallWatch
 
 if TYPE_CHECKING:
@@ -236,10 +235,6 @@ class SessionShell:
                 link.on_close(sampling.cancel)
             if self.stall_watch is not None and self.options.transport != "none":
                 self.stall_watch.start()
-            if self.options.codec_nice and self.options.transport == "aiortc":
-                codec_threads = CodecThreads.shared()
-                codec_threads.hold(self.options.codec_nice)
-                link.on_close(codec_threads.release)
             self.feed(ev.LinkUp(number, time.monotonic()))
 
     def _new_media(self, number: int) -> MediaTransport:
