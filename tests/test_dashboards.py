@@ -19,6 +19,8 @@ import rxrealtime as rt
 from rxrealtime import protocol as p
 from rxrealtime.dashboards import BillingLog, PrometheusExporter, TerminalDashboard, plot_billing
 from rxrealtime.dashboards.terminal import sparkline
+from rxrealtime.latency import GlassToGlass
+from rxrealtime.quality import SessionStats
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -191,3 +193,60 @@ def test_terminal_view_shows_a_stall_in_virtual_time() -> None:
     scheduler.schedule_absolute(3.0, lambda *_: s.generation_ticks.emit(p.GenerationTick(2)))
     scheduler.advance_to(3.1)
     assert not view.stalled and "no tick" not in text_of(view)
+
+
+# -- glass-to-glass latency (SessionStats.latency) -------------------------------------
+
+LATENCY = GlassToGlass(
+    first_frame_s=0.84, p50_s=0.042, p90_s=0.0615, samples=120, source="picture-stamp"
+)
+
+
+def stats_with(latency: GlassToGlass | None) -> SessionStats:
+    return SessionStats(interval_s=1.0, inbound_fps=30.0, outbound_fps=30.0, rtt_s=0.02,
+                        latency=latency)  # fmt: skip
+
+
+def test_terminal_view_shows_glass_to_glass_latency() -> None:
+    view = offline_dashboard(TestScheduler())
+
+    def row() -> str | None:
+        lines = [line for line in text_of(view).splitlines() if "glass-to-glass" in line]
+        return lines[0] if lines else None
+
+    view.session.stats.emit(stats_with(LATENCY))
+    assert "p50 42 ms · p90 62 ms · first frame 0.84 s · picture-stamp, 120 samples" in (
+        row() or ""
+    )
+    view.session.stats.emit(stats_with(GlassToGlass(first_frame_s=1.5)))  # nothing matched
+    line = row() or ""
+    assert "p50 n/a · p90 n/a · first frame 1.50 s" in line and "0 ms" not in line
+    view.session.stats.emit(stats_with(None))  # nothing measured: no row at all
+    assert row() is None and "fps / rtt / loss" in text_of(view)
+
+
+async def test_prometheus_exports_glass_to_glass_quantiles_and_first_frame() -> None:
+    exporter = PrometheusExporter()
+    measured = rt.Session("ws://127.0.0.1:9", api_key="k", model="lucy-2.6")
+    exporter.watch(measured, key="a")
+    unmatched = rt.Session("ws://127.0.0.1:9", api_key="k", model="lucy-2.6")
+    exporter.watch(unmatched, key="b")
+    blind = rt.Session("ws://127.0.0.1:9", api_key="k", model="lucy-2.6")
+    exporter.watch(blind, key="c")
+    measured.stats.emit(stats_with(LATENCY))
+    unmatched.stats.emit(stats_with(GlassToGlass(first_frame_s=1.5)))
+    blind.stats.emit(stats_with(None))
+    got = samples(exporter.render().decode())
+    await exporter.stop()
+    g2g = "rxrealtime_glass_to_glass_seconds"
+    a = (("model", "lucy-2.6"), ("session", "a"))
+    assert got[(g2g, (*a[:1], ("quantile", "0.5"), a[1]))] == 0.042
+    assert got[(g2g, (*a[:1], ("quantile", "0.9"), a[1]))] == 0.0615
+    assert got[("rxrealtime_time_to_first_frame_seconds", a)] == 0.84
+    b = (("model", "lucy-2.6"), ("session", "b"))
+    assert got[("rxrealtime_time_to_first_frame_seconds", b)] == 1.5
+    series = {dict(labels)["session"] for name, labels in got if name == g2g}
+    assert series == {"a"}  # nothing measured for b or c: no series, not a 0
+    c = (("model", "lucy-2.6"), ("session", "c"))
+    assert ("rxrealtime_time_to_first_frame_seconds", c) not in got
+    assert got[("rxrealtime_inbound_fps", c)] == 30.0  # c's stats did arrive

@@ -11,7 +11,8 @@ import pytest
 import rxrealtime as rt
 from rxrealtime import protocol as p
 from rxrealtime.diagnostics import Reconnected
-from rxrealtime.quality import ConnectionQuality
+from rxrealtime.latency import GlassToGlass
+from rxrealtime.quality import ConnectionQuality, SessionStats
 from rxrealtime.session import AckLatency
 
 pytest.importorskip("opentelemetry.sdk", reason="pip install 'rxrealtime[otel]' (dev extra)")
@@ -88,3 +89,37 @@ def test_opentelemetry_loads_only_when_instrumenting(monkeypatch: pytest.MonkeyP
     session = rt.Session("ws://127.0.0.1:9", api_key="k", model="lucy-2.6")
     with pytest.raises(rt.ConfigError, match=r"rxrealtime\[otel\]"):
         instrument(session)
+
+
+def test_instrument_records_glass_to_glass_latency_and_time_to_first_frame() -> None:
+    reader = InMemoryMetricReader()
+    fleet = rt.Fleet()
+    measured = rt.Session("ws://127.0.0.1:9", api_key="k", model="lucy-2.6")
+    blind = rt.Session("ws://127.0.0.1:9", api_key="k", model="lucy-2.6")
+    fleet.add(measured, key="a")
+    fleet.add(blind, key="b")
+    latency = GlassToGlass(first_frame_s=0.84, p50_s=0.042, p90_s=0.0615, samples=120,
+                           source="frame-metadata")  # fmt: skip
+    with instrument(fleet, MeterProvider(metric_readers=[reader])):
+        measured.stats.emit(SessionStats(1.0, 30.0, 30.0, latency=latency))
+        blind.stats.emit(SessionStats(1.0, 30.0, 30.0))  # nothing measured: no point, not 0
+        got = points(reader)
+    unit, quantiles = got["rxrealtime.glass_to_glass.latency"]
+    by_quantile = {q.attributes["rxrealtime.latency.quantile"]: q for q in quantiles}
+    assert unit == "s" and set(by_quantile) == {"0.5", "0.9"}
+    assert (by_quantile["0.5"].value, by_quantile["0.9"].value) == (0.042, 0.0615)
+    assert by_quantile["0.5"].attributes["rxrealtime.latency.source"] == "frame-metadata"
+    assert by_quantile["0.9"].attributes["session.id"] == "a"
+    unit, (first,) = got["rxrealtime.time_to_first_frame"]
+    assert unit == "s" and first.value == 0.84
+    assert dict(first.attributes) == {"gen_ai.request.model": "lucy-2.6", "session.id": "a"}
+
+
+def test_a_latency_without_samples_records_only_the_first_frame() -> None:
+    reader = InMemoryMetricReader()
+    session = rt.Session("ws://127.0.0.1:9", api_key="k", model="lucy-2.6")
+    with instrument(session, MeterProvider(metric_readers=[reader])):
+        session.stats.emit(SessionStats(1.0, 30.0, 30.0, latency=GlassToGlass(first_frame_s=1.5)))
+        got = points(reader)
+    assert got["rxrealtime.time_to_first_frame"][1][0].value == 1.5
+    assert not got.get("rxrealtime.glass_to_glass.latency", ("s", []))[1]

@@ -110,3 +110,54 @@ def test_watch_records_what_serve_plays_from_a_tape(tmp_path: Path, capsys) -> N
     ticks = [r.value.seconds for r in tape.records if isinstance(r.value, p.GenerationTick)]
     assert ticks == [1, 2] == list(range(1, summary["ticks"] + 1))  # the demo tape's first two
     assert tape.complete and "api_key=***" in tape.header.url and b"k-tape" not in path.read_bytes()
+
+
+def test_tape_show_sums_up_glass_to_glass_latency_of_the_stats_records(
+    tmp_path: Path, capsys
+) -> None:
+    from test_tapes import session_records, write_tape
+
+    from rxrealtime.latency import GlassToGlass
+    from rxrealtime.quality import SessionStats
+
+    def stats(latency: GlassToGlass | None) -> SessionStats:
+        return SessionStats(1.0, 30.0, 30.0, latency=latency)
+
+    figures = [None, GlassToGlass(first_frame_s=0.84)]  # before the first frame; no samples
+    figures += [GlassToGlass(0.84, p50 / 1000, p90 / 1000, n, "picture-stamp")
+                for p50, p90, n in ((40, 60, 30), (44, 90, 60), (42, 61, 90))]  # fmt: skip
+    records = [*session_records(6), *((1.5 + i, "stats", stats(g)) for i, g in enumerate(figures))]
+    path = write_tape(tmp_path / "stats.tape.jsonl", sorted(records, key=lambda r: r[0]))
+    assert cli.main(["tape", "show", "--no-timeline", str(path)]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "latency" in ln)
+    assert line == (
+        "  latency     glass-to-glass p50 42 ms, p90 61 ms (medians of 3 stats records; "
+        "worst p90 90 ms), 90 samples by picture-stamp; first frame 0.84 s"
+    )
+    assert cli.main(["tape", "show", "--json", str(path)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["stats_records"] == 5
+    assert doc["latency"] == {
+        "records": 3, "p50_s": 0.042, "p90_s": 0.061, "worst_p90_s": 0.09, "samples": 90,
+        "first_frame_s": 0.84, "source": "picture-stamp",
+    }  # fmt: skip
+    # stats without a single sample: n/a, never 0
+    unmatched = [
+        (1.5, "stats", stats(GlassToGlass(first_frame_s=1.2))),
+        (2.5, "stats", stats(None)),
+    ]
+    records = [*session_records(3), *unmatched]
+    path = write_tape(tmp_path / "unmatched.tape.jsonl", sorted(records, key=lambda r: r[0]))
+    assert cli.main(["tape", "show", "--no-timeline", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "latency     glass-to-glass n/a (2 stats records, no samples); first frame 1.20 s" in out
+    assert " 0 ms" not in out
+
+
+def test_tape_show_says_when_a_tape_has_no_stats(capsys) -> None:
+    assert cli.main(["tape", "show", "--no-timeline", str(DEMO)]) == 0
+    out = capsys.readouterr().out
+    assert "latency     n/a (no stats recorded: record(..., stats=True) records them)" in out
+    assert cli.main(["tape", "show", "--json", str(DEMO)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["stats_records"], doc["latency"]) == (0, None)

@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import json
 import os
+import re
 import shutil
 import socket
 from collections.abc import AsyncIterator
@@ -180,6 +181,33 @@ def test_a_fleet_shows_one_row_per_session_and_its_totals() -> None:
     }  # fmt: skip
 
 
+def test_a_row_carries_glass_to_glass_latency_and_null_where_not_measured() -> None:
+    from rxrealtime.latency import GlassToGlass
+    from rxrealtime.quality import SessionStats
+
+    async def scenario() -> dict[str, Any]:
+        fleet = rt.Fleet()
+        sessions = {key: rt.Session("ws://127.0.0.1:9", api_key="k") for key in "abcd"}
+        for key, session in sessions.items():
+            fleet.add(session, key=key)
+        dashboard = WebDashboard(fleet)
+        measured = GlassToGlass(first_frame_s=0.84, p50_s=0.0421, p90_s=0.0615, samples=120,
+                                source="picture-stamp")  # fmt: skip
+        sessions["a"].stats.emit(SessionStats(1.0, 30.0, 30.0, latency=measured))
+        sessions["b"].stats.emit(SessionStats(1.0, 30.0, 30.0, latency=GlassToGlass(1.5)))
+        sessions["c"].stats.emit(SessionStats(1.0, 30.0, 30.0))  # "d": no stats at all
+        snap = dashboard.state.snapshot()
+        await dashboard.stop()
+        return {row["key"]: row["latency"] for row in snap["sessions"]}
+
+    rows = asyncio.run(scenario())
+    assert rows["a"] == {"p50_ms": 42.1, "p90_ms": 61.5, "first_frame_s": 0.84, "samples": 120,
+                         "source": "picture-stamp"}  # fmt: skip
+    assert rows["b"] == {"p50_ms": None, "p90_ms": None, "first_frame_s": 1.5, "samples": 0,
+                         "source": None}  # fmt: skip
+    assert rows["c"] is None and rows["d"] is None
+
+
 # -- the page in a real browser -----------------------------------------------------
 
 CHROMIUM = os.environ.get("RXREALTIME_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -236,6 +264,14 @@ async def test_the_page_in_chromium(server: rt.EmbeddedServer, tmp_path: Path) -
                 await asyncio.sleep(0.5)
                 shots.append(await video.screenshot())
                 assert shots[0] != shots[1], "the video does not change"
+                # glass-to-glass: the synthetic source's picture stamp comes back (aiortc)
+                latency = page.locator('.session [data-field="latency"]')
+                await poll(page, LATENCY_JS, lambda t: "picture-stamp" in t)
+                assert re.search(
+                    r"^p50 \d+ ms · p90 \d+ ms · first frame \d+\.\d\d s · "
+                    r"picture-stamp, \d+ samples$",
+                    await latency.text_content() or "",
+                )
                 chart = "document.querySelectorAll('#chart canvas, #chart .u-series').length"
                 await poll(page, chart, lambda n: n >= 4)  # a plot and 3 series: time, 2 lines
                 text = await page.content()
@@ -254,6 +290,7 @@ async def test_the_page_in_chromium(server: rt.EmbeddedServer, tmp_path: Path) -
 
 
 BILLED_JS = "parseInt(document.querySelector('[data-field=billed_s]')?.textContent) || 0"
+LATENCY_JS = "document.querySelector('[data-field=latency]')?.textContent || ''"
 
 
 async def poll(page: Any, expression: str, ok: Any, timeout: float = 15.0) -> Any:
@@ -379,9 +416,16 @@ async def test_watch_with_web_budget_alerts_and_stop_at_budget(server: rt.Embedd
     out = io.StringIO()
     watching = asyncio.ensure_future(
         run_watch(
-            server.url, "lucy-2.6", api_key=server.api_key, rate_per_second="0.01",
-            budget_s=6, stop_at_budget=True, web=("127.0.0.1", 0), seconds=20,
-            console=Console(file=out, width=200), json_mode=True,
+            server.url,
+            "lucy-2.6",
+            api_key=server.api_key,
+            rate_per_second="0.01",
+            budget_s=6,
+            stop_at_budget=True,
+            web=("127.0.0.1", 0),
+            seconds=20,
+            console=Console(file=out, width=200),
+            json_mode=True,
         )
     )
     await wait_until(lambda: "dashboard on " in out.getvalue())
@@ -409,8 +453,14 @@ async def test_watch_stops_a_session_nobody_changes_or_watches(server: rt.Embedd
     out = io.StringIO()
     watching = asyncio.ensure_future(
         run_watch(
-            server.url, "lucy-2.6", api_key=server.api_key, idle_stop_s=1.0, seconds=15,
-            web=("127.0.0.1", 0), console=Console(file=out, width=200), json_mode=True,
+            server.url,
+            "lucy-2.6",
+            api_key=server.api_key,
+            idle_stop_s=1.0,
+            seconds=15,
+            web=("127.0.0.1", 0),
+            console=Console(file=out, width=200),
+            json_mode=True,
         )
     )
     await wait_until(lambda: "dashboard on " in out.getvalue())

@@ -21,6 +21,7 @@ from reactivex.disposable import CompositeDisposable
 from ..billing import Rate, tier_of, to_decimal
 from ..diagnostics import Reconnected
 from ..fleet import Fleet, FleetTotals, Keyed
+from ..latency import GlassToGlass
 from ..operators import Projection, billed_seconds, projection
 from ..session import Session
 
@@ -41,6 +42,20 @@ def _level(used: float | None) -> str | None:
     if used is None:
         return None
     return "over" if used >= OVER_AT else "warn" if used >= WARN_AT else "ok"
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+def _latency(latency: GlassToGlass | None) -> dict[str, Any] | None:
+    """Glass-to-glass latency as the page shows it; ``None`` (and ``None`` figures) where
+    nothing was measured, never 0."""
+    if latency is None:
+        return None
+    return {"p50_ms": _ms(latency.p50_s), "p90_ms": _ms(latency.p90_s),
+            "first_frame_s": latency.first_frame_s, "samples": latency.samples,
+            "source": latency.source}  # fmt: skip
 
 
 class SessionRow:
@@ -147,6 +162,7 @@ class SessionRow:
             "fps": None if st is None else round(st.inbound_fps, 1),
             "rtt_ms": None if st is None or st.rtt_s is None else round(st.rtt_s * 1000, 1),
             "loss": None if st is None or st.packet_loss is None else round(st.packet_loss, 4),
+            "latency": None if st is None else _latency(st.latency),
             "reconnects": self.reconnects,
             "downtime_s": round(self.downtime_s, 3),
             "errors": self.errors,

@@ -14,6 +14,11 @@ instrument                      unit        what
                                             ``rxrealtime.ack.kind`` (``prompt``/``image``)
 ``rxrealtime.connection.quality``  ``1``    gauge: 0 good, 1 fair, 2 poor, 3 critical, with
                                             ``rxrealtime.quality.level`` and ``.limiting``
+``rxrealtime.glass_to_glass.latency``  ``s``  gauge: glass-to-glass latency over the last
+                                            samples, with ``rxrealtime.latency.quantile``
+                                            (``0.5``/``0.9``) and ``rxrealtime.latency.source``
+``rxrealtime.time_to_first_frame``  ``s``   gauge: from the latest link's start to its first
+                                            generated frame
 ==============================  ==========  ===================================================
 
 Every point carries ``gen_ai.request.model`` (the model) and ``session.id`` (the fleet's
@@ -34,6 +39,7 @@ from ..billing import Rate
 from ..diagnostics import Reconnected
 from ..exceptions import ConfigError, RealtimeError
 from ..fleet import Fleet, Keyed
+from ..latency import GlassToGlass
 from ..quality import LEVELS as QUALITY_LEVELS
 from ..session import Session
 
@@ -75,6 +81,15 @@ class Instrumentation:
             "rxrealtime.connection.quality", [self._observe_quality], unit="1",
             description="0 good, 1 fair, 2 poor, 3 critical",
         )  # fmt: skip
+        self._latency: dict[int, tuple[dict[str, str], GlassToGlass]] = {}
+        meter.create_observable_gauge(
+            "rxrealtime.glass_to_glass.latency", [self._observe_latency], unit="s",
+            description="Glass-to-glass latency of the generated video, by quantile",
+        )  # fmt: skip
+        meter.create_observable_gauge(
+            "rxrealtime.time_to_first_frame", [self._observe_first_frame], unit="s",
+            description="From a link's start to its first generated frame",
+        )  # fmt: skip
         self._members: dict[int, CompositeDisposable] = {}
         self._subscriptions = CompositeDisposable(
             fleet.billed_deltas.subscribe(self._on_billed),
@@ -100,6 +115,7 @@ class Instrumentation:
         for gone in set(self._members) - set(current):
             self._members.pop(gone).dispose()
             self._quality.pop(gone, None)
+            self._latency.pop(gone, None)
         for ident, session in current.items():
             if ident not in self._members:
                 self._members[ident] = self._watch(ident, session)
@@ -116,9 +132,13 @@ class Instrumentation:
         def on_quality(quality: Any) -> None:
             self._quality[ident] = (self._attributes(session), quality)
 
+        def on_stats(stats: Any) -> None:
+            if stats.latency is not None:  # nothing measured: no point (never 0)
+                self._latency[ident] = (self._attributes(session), stats.latency)
+
         watched: Iterable[tuple[str, Callable[[Any], None]]] = (
             ("ack_latencies", on_latency), ("diagnostics", on_diagnostic),
-            ("quality", on_quality),
+            ("quality", on_quality), ("stats", on_stats),
         )  # fmt: skip
         subscriptions = CompositeDisposable()
         for name, action in watched:
@@ -136,6 +156,20 @@ class Instrumentation:
                  "rxrealtime.quality.limiting": quality.limiting or "none"},
             )  # fmt: skip
 
+    def _observe_latency(self, _: CallbackOptions) -> Iterable[Observation]:
+        for attributes, latency in list(self._latency.values()):
+            for quantile, seconds in (("0.5", latency.p50_s), ("0.9", latency.p90_s)):
+                if seconds is not None:
+                    yield self._observation(
+                        seconds, {**attributes, "rxrealtime.latency.quantile": quantile,
+                                  "rxrealtime.latency.source": latency.source or "none"},
+                    )  # fmt: skip
+
+    def _observe_first_frame(self, _: CallbackOptions) -> Iterable[Observation]:
+        for attributes, latency in list(self._latency.values()):
+            if latency.first_frame_s is not None:
+                yield self._observation(latency.first_frame_s, attributes)
+
     def dispose(self) -> None:
         """Stop recording (the instruments stay registered with the meter provider)."""
         self._subscriptions.dispose()
@@ -143,6 +177,7 @@ class Instrumentation:
             subscriptions.dispose()
         self._members.clear()
         self._quality.clear()
+        self._latency.clear()
         if self._own_fleet:
             self.fleet.close()
 
@@ -160,9 +195,10 @@ def instrument(
     rate_per_second: Rate | None = None,
     prices: Mapping[str, Rate] | None = None,
 ) -> Instrumentation:
-    """Record ``source``'s billing, cost, reconnects, errors, ack latency and quality as
-    OpenTelemetry metrics (the global meter provider unless one is given). A session is
-    priced with ``rate_per_second`` or ``prices``; a fleet brings its own prices."""
+    """Record ``source``'s billing, cost, reconnects, errors, ack latency, quality,
+    glass-to-glass latency and time to first frame as OpenTelemetry metrics (the global
+    meter provider unless one is given). A session is priced with ``rate_per_second`` or
+    ``prices``; a fleet brings its own prices."""
     try:
         from opentelemetry import metrics
     except ImportError:

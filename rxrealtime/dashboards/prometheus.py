@@ -47,7 +47,8 @@ PROMPT_ACK_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 
 
 class PrometheusExporter:
-    """Exports a fleet's billing, ticks, states, errors and prompt-ack latency.
+    """Exports a fleet's billing, ticks, states, errors, prompt-ack latency, media
+    figures (fps, rtt, loss, glass-to-glass latency, time to first frame) and quality.
 
     ``exporter.watch(session)`` adds a session (to its own fleet unless one is given);
     ``await exporter.start(port)`` serves ``/metrics`` until ``await exporter.stop()``.
@@ -129,8 +130,14 @@ class PrometheusExporter:
             namespace=ns, registry=reg,
         )  # fmt: skip
         self.first_frame = Gauge(
-            "time_to_first_frame_seconds", "From connect to the first generated frame.",
+            "time_to_first_frame_seconds",
+            "From connect (or the latest reconnect) to the first generated frame.",
             labels, namespace=ns, registry=reg,
+        )  # fmt: skip
+        self.glass_to_glass = Gauge(
+            "glass_to_glass_seconds", "Glass-to-glass latency of the generated video over "
+            "the last samples (session.stats latency), by quantile: 0.5 and 0.9.",
+            (*labels, "quantile"), namespace=ns, registry=reg,
         )  # fmt: skip
         self.burn_rate = Gauge(
             "burn_rate_seconds_per_minute", "Billed seconds per minute (burn_window_s window).",
@@ -181,6 +188,13 @@ class PrometheusExporter:
                 self.rtt.labels(**labels()).set(stats.rtt_s)
             if stats.packet_loss is not None:
                 self.packet_loss.labels(**labels()).set(stats.packet_loss)
+            latency = stats.latency  # a figure not measured makes no series (never 0)
+            if latency is not None:
+                for quantile, seconds in (("0.5", latency.p50_s), ("0.9", latency.p90_s)):
+                    if seconds is not None:
+                        self.glass_to_glass.labels(**labels(), quantile=quantile).set(seconds)
+                if latency.first_frame_s is not None:  # the latest link's, as diagnostics
+                    self.first_frame.labels(**labels()).set(latency.first_frame_s)
 
         def on_diagnostic(event: Diagnostic) -> None:
             if isinstance(event, Reconnected):

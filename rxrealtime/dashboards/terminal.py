@@ -26,10 +26,11 @@ from .. import protocol as p
 from ..billing import STANDARD, Rate, SessionBilling, resolve_rate, tier_of
 from ..diagnostics import PhaseTiming, Reconnected
 from ..exceptions import RealtimeError
+from ..latency import GlassToGlass
 from ..operators import Projection, Stall, billed_seconds, projection, stall_detector
 from ..session import ConnectionState, Session
 
-__all__ = ["TerminalDashboard", "sparkline"]
+__all__ = ["TerminalDashboard", "glass_to_glass", "sparkline"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,21 @@ QUALITY_STYLES = {"good": "bold green", "fair": "yellow", "poor": "bold yellow",
 
 def _money(value: Decimal) -> str:
     return f"{value.quantize(Decimal('0.0001')).normalize():f}"
+
+
+def _ms(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+def glass_to_glass(latency: GlassToGlass) -> str:
+    """``p50 42 ms · p90 61 ms · first frame 0.84 s · picture-stamp, 120 samples``; a
+    figure not measured yet reads ``n/a``, never 0."""
+    parts = [f"p50 {_ms(latency.p50_s)} · p90 {_ms(latency.p90_s)}"]
+    if latency.first_frame_s is not None:
+        parts.append(f"first frame {latency.first_frame_s:.2f} s")
+    if latency.samples:
+        parts.append(f"{latency.source or 'unknown source'}, {latency.samples} samples")
+    return " · ".join(parts)
 
 
 def sparkline(values: list[int]) -> str:
@@ -264,6 +280,8 @@ class TerminalDashboard:
             rtt = "n/a" if st.rtt_s is None else f"{st.rtt_s * 1000:.0f} ms"
             loss = "n/a" if st.packet_loss is None else f"{st.packet_loss:.1%}"
             table.add_row("fps / rtt / loss", f"{st.inbound_fps:.1f} / {rtt} / {loss}")
+            if st.latency is not None:  # None: nothing matched yet, so no row (never 0)
+                table.add_row("glass-to-glass", glass_to_glass(st.latency))
         if self.first_frame_s is not None:
             table.add_row("first frame", f"{self.first_frame_s:.2f} s after connect")
         if self.reconnects:

@@ -2,8 +2,9 @@
 
 :func:`summarize` reads the records once: duration, ticks, billed seconds (with the
 billing clock's rules: a new server session restarts at 0), reconnects and downtime,
-stalls, errors by type, prompts and their acks, and a compact timeline in which runs of
-ticks are folded into one line.
+stalls, errors by type, prompts and their acks, glass-to-glass latency (from the ``stats``
+records, when the tape has them), and a compact timeline in which runs of ticks are folded
+into one line.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from typing import Any
 from .. import protocol as p
 from ..billing import BillingClock
 from ..exceptions import RealtimeError
+from ..latency import GlassToGlass
+from ..quality import SessionStats
 from ..states import SessionInfo
 from .format import LinkRecord, Record
 from .reader import Tape
 
-__all__ = ["Event", "PromptResult", "TapeSummary", "summarize"]
+__all__ = ["Event", "LatencySummary", "PromptResult", "TapeSummary", "summarize"]
 
 STALL_FACTOR = 3.0
 """A gap between ticks longer than this many typical tick intervals is a stall."""
@@ -42,6 +45,27 @@ class PromptResult:
     prompt: str
     success: bool | None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class LatencySummary:
+    """Glass-to-glass latency over a tape's ``stats`` records (``SessionStats.latency``).
+
+    Each record carries p50 and p90 over the session's last samples; ``p50_s`` and
+    ``p90_s`` are the medians of those over the records that had samples, ``worst_p90_s``
+    the largest p90. ``samples`` counts the session's samples (the last record's count);
+    ``first_frame_s`` is the first recorded time to first frame. A figure nothing
+    measured is ``None``, never 0.
+    """
+
+    records: int
+    """Stats records whose latency had samples."""
+    p50_s: float | None
+    p90_s: float | None
+    worst_p90_s: float | None
+    samples: int
+    first_frame_s: float | None
+    source: str | None
 
 
 @dataclass
@@ -73,6 +97,10 @@ class TapeSummary:
     prompts: list[PromptResult] = field(default_factory=list)
     states: list[str] = field(default_factory=list)
     timeline: list[Event] = field(default_factory=list)
+    stats_records: int = 0
+    """``stats`` records (a tape has them when recorded with ``stats=True``)."""
+    latency: LatencySummary | None = None
+    """Glass-to-glass latency over the stats records; ``None`` when none carries any."""
 
     def as_json(self) -> dict[str, Any]:
         """Every figure, the timeline included, as JSON-able data (``tape show --json``)."""
@@ -97,6 +125,7 @@ class TapeSummary:
             f"  errors      {sum(self.errors.values())}" + (f": {errors}" if errors else ""),
             f"  prompts     {len(self.prompts)}"
             + (": " + "; ".join(_prompt(r) for r in self.prompts) if self.prompts else ""),
+            f"  latency     {self._latency()}",
         ]
         if self.problem:
             lines.append(f"  problem     {self.problem}")
@@ -104,6 +133,24 @@ class TapeSummary:
             lines.append("timeline")
             lines += [f"  {e.t:9.3f}  {e.text}" for e in self.timeline]
         return "\n".join(lines)
+
+    def _latency(self) -> str:
+        """The ``latency`` line: glass-to-glass over the stats records, or why not."""
+        if not self.stats_records:
+            return "n/a (no stats recorded: record(..., stats=True) records them)"
+        g = self.latency
+        first = (
+            "" if g is None or g.first_frame_s is None else f"; first frame {g.first_frame_s:.2f} s"
+        )
+        if g is None or not g.records:
+            return f"glass-to-glass n/a ({self.stats_records} stats records, no samples){first}"
+        return (f"glass-to-glass p50 {_ms(g.p50_s)}, p90 {_ms(g.p90_s)} (medians of "
+                f"{g.records} stats records; worst p90 {_ms(g.worst_p90_s)}), {g.samples} "
+                f"samples by {g.source or 'an unknown source'}{first}")  # fmt: skip
+
+
+def _ms(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds * 1000:.0f} ms"
 
 
 def _prompt(result: PromptResult) -> str:
@@ -126,6 +173,7 @@ class _Builder:
         self.links_up = 0
         self.run: list[tuple[float, int]] = []  # the ticks not yet folded into the timeline
         self.last_tick: float | None = None  # in the current server session
+        self.latency: list[GlassToGlass] = []  # of the stats records, in order
 
     def event(self, t: float, text: str) -> None:
         self.fold()
@@ -182,6 +230,13 @@ class _Builder:
             self.event(t, f"generation ended: {value.reason} after {value.seconds} s")
         elif kind == "queue_positions":
             self.event(t, f"queue position {value.position} of {value.queue_size}")
+        elif kind == "stats":
+            self.stats(value)
+
+    def stats(self, stats: SessionStats) -> None:
+        self.s.stats_records += 1
+        if stats.latency is not None:
+            self.latency.append(stats.latency)
 
     def link(self, t: float, link: LinkRecord) -> None:
         if link.up:
@@ -230,10 +285,30 @@ class _Builder:
 
     def finish(self) -> None:
         self.fold()
+        self.s.latency = _latency_summary(self.latency)
         self.s.billed_s = self.clock.total
         self.s.downtime_s = round(self.s.downtime_s, 6)
         # a stall is known at the tick that ends it: put it where it began
         self.s.timeline.sort(key=lambda e: e.t)
+
+
+def _latency_summary(figures: list[GlassToGlass]) -> LatencySummary | None:
+    """The latency of a tape's stats records (see :class:`LatencySummary`)."""
+    if not figures:
+        return None
+    measured = [g for g in figures if g.samples and g.p50_s is not None and g.p90_s is not None]
+    p50s = [g.p50_s for g in measured if g.p50_s is not None]
+    p90s = [g.p90_s for g in measured if g.p90_s is not None]
+    first = next((g.first_frame_s for g in figures if g.first_frame_s is not None), None)
+    return LatencySummary(
+        records=len(measured),
+        p50_s=round(statistics.median(p50s), 4) if p50s else None,
+        p90_s=round(statistics.median(p90s), 4) if p90s else None,
+        worst_p90_s=max(p90s) if p90s else None,
+        samples=max(g.samples for g in figures),
+        first_frame_s=first,
+        source=next((g.source for g in reversed(measured) if g.source), None),
+    )
 
 
 def _stall_limit(tape: Tape) -> float | None:

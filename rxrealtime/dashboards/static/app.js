@@ -21,6 +21,17 @@
     : trim(Number(v).toFixed(Math.abs(Number(v)) >= 1 ? 2 : 4)));
   const trim = (t) => (t.includes(".") ? t.replace(/0+$/, "").replace(/\.$/, "") : t);
 
+  // Glass-to-glass latency, as the terminal view shows it: "p50 42 ms · p90 61 ms ·
+  // first frame 0.84 s · picture-stamp, 120 samples"; a figure not measured is "n/a", never 0.
+  function latency(g) {
+    if (!g) return "n/a";
+    const ms = (v) => (v === null || v === undefined ? "n/a" : Math.round(v) + " ms");
+    let text = "p50 " + ms(g.p50_ms) + " · p90 " + ms(g.p90_ms);
+    if (g.first_frame_s !== null) text += " · first frame " + num(g.first_frame_s, 2) + " s";
+    if (g.samples) text += " · " + (g.source || "unknown source") + ", " + g.samples + " samples";
+    return text;
+  }
+
   function setTotal(name, text) {
     const el = $('[data-total="' + name + '"]');
     if (el.textContent !== text) el.textContent = text;
@@ -99,6 +110,7 @@
     set(el, "quality", row.quality ? row.quality + (row.limiting ? " (" + row.limiting + ")" : "") : "n/a");
     set(el, "media", num(row.fps, 1) + " fps / " + (row.rtt_ms === null ? "n/a" : num(row.rtt_ms, 0) + " ms")
       + " / " + (row.loss === null ? "n/a" : num(row.loss * 100, 1) + " %"));
+    set(el, "latency", latency(row.latency));
     set(el, "reconnects", row.reconnects + (row.reconnects ? " (" + num(row.downtime_s, 1) + " s down)" : ""));
     set(el, "errors", String(row.errors));
     set(el, "prompt", row.prompt || "");
