@@ -23,6 +23,7 @@ from ..media import VIDEO_CLOCK_RATE, BorrowedTrack
 from ..quality import MediaCounters
 from .base import MediaContext, MediaTransport
 from .ice import CandidateBuffer, candidate_from_wire, create_peer_connection, gather_on_loopback
+from .pacing import FramePacer, LoopLag
 
 __all__ = ["AiortcTransport"]
 
@@ -46,12 +47,18 @@ class AiortcTransport(MediaTransport):
         self._frames_sent = 0
         self._secrets = SecretScope()
         """TURN credentials an ICE restart gave this link: redacted until it closes."""
+        self._pacer: FramePacer | None = None
+        """Drops frames before they are encoded while the event loop lags (billing first)."""
 
     @property
     def peer_connection(self) -> RTCPeerConnection | None:
         return self.pc
 
     async def start(self) -> None:
+        if self.context.local_track is not None and self._pacer is None:
+            lag = LoopLag.of_running_loop()
+            lag.hold()
+            self._pacer = FramePacer(lag)
         await self._offer()
         assert self._answered is not None and self._peer_up is not None
         await self._answered
@@ -78,6 +85,8 @@ class AiortcTransport(MediaTransport):
         if self.pc is not None:
             await self.pc.close()
         self._secrets.release()  # the link is over: its TURN credentials with it
+        if self._pacer is not None:
+            self._pacer.lag.release()
 
     # -- negotiation -----------------------------------------------------------------
 
@@ -196,16 +205,20 @@ class AiortcTransport(MediaTransport):
 
 
 class _CountingTrack(BorrowedTrack):
-    """The user's track, lent to this peer, counting the frames it sends."""
+    """The user's track, lent to this peer, counting the frames it sends and dropping
+    those its transport's :class:`~rxrealtime.transports.pacing.FramePacer` holds back."""
 
     def __init__(self, source: MediaStreamTrack, owner: AiortcTransport) -> None:
         super().__init__(source)
         self._owner = owner
 
     async def recv(self) -> Any:
-        frame = await super().recv()
-        self._owner._frames_sent += 1
-        return frame
+        pacer = self._owner._pacer
+        while True:
+            frame = await super().recv()
+            if pacer is None or pacer.admit():
+                self._owner._frames_sent += 1
+                return frame
 
 
 def _codecs_first(name: str) -> list[Any]:
