@@ -146,9 +146,7 @@ class SyntheticTrack(MediaStreamTrack):
         v[y // 2 : (y + side + 1) // 2, x // 2 : (x + side + 1) // 2] = 128
         return frame
 
-    async def recv(self) -> VideoFrame:
-        """The next frame (yuv420p, 90 kHz timestamps), waiting until it is due at
-        ``fps``; raises ``MediaStreamError`` once the track is stopped."""
+    async def _wait_due(self) -> None:
         if self.readyState != "live":
             raise MediaStreamError
         now = time.monotonic()
@@ -157,6 +155,17 @@ class SyntheticTrack(MediaStreamTrack):
         due = self._start + self._count / self.fps
         if due > now:
             await asyncio.sleep(due - now)
+
+    async def skip(self) -> None:
+        """Let the next frame go by unmade: a sender that drops it (its pacer holds video
+        back while the loop lags) pays for no pattern and no stamp."""
+        await self._wait_due()
+        self._count += 1
+
+    async def recv(self) -> VideoFrame:
+        """The next frame (yuv420p, 90 kHz timestamps), waiting until it is due at
+        ``fps``; raises ``MediaStreamError`` once the track is stopped."""
+        await self._wait_due()
         # A new frame each time, in the encoder's yuv420p: a frame handed out is never
         # written again, and never converted by two encoders at once (aiortc issue #767).
         frame = self.pattern_yuv(self._count)

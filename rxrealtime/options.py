@@ -115,6 +115,10 @@ class SessionOptions(BaseModel):
     preferred_codec: Literal["vp8", "h264"] | None = None
     """The video codec to offer first (aiortc: the transceiver's codec preferences;
     LiveKit: the published track's codec); ``None``: the transport's default."""
+    video_backoff: bool = True
+    """Drop frames before they are encoded while the event loop lags (aiortc), so billing
+    ticks stay prompt on a saturated machine and video degrades instead
+    (:mod:`rxrealtime.transports.pacing`); ``False`` sends every frame."""
     speed: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_-]{0,15}$")
     """Sent as the ``speed`` query parameter (e.g. ``fast``), when set."""
     transport: str = "aiortc"

@@ -248,6 +248,7 @@ class SessionShell:
             ice_servers=[s.as_dict() for s in self.options.ice_servers],
             loopback=self.loopback, preferred_codec=self.options.preferred_codec,
             view_only=self.view_only, media_timeout_s=self.options.connect_timeout_s / 2,
+            video_backoff=self.options.video_backoff,
         )  # fmt: skip
         return load_transport(self.options.transport)(context)
 

@@ -55,7 +55,7 @@ class AiortcTransport(MediaTransport):
         return self.pc
 
     async def start(self) -> None:
-        if self.context.local_track is not None and self._pacer is None:
+        if self.context.local_track is not None and self.context.video_backoff and not self._pacer:
             lag = LoopLag.of_running_loop()
             lag.hold()
             self._pacer = FramePacer(lag)
@@ -214,11 +214,15 @@ class _CountingTrack(BorrowedTrack):
 
     async def recv(self) -> Any:
         pacer = self._owner._pacer
-        while True:
-            frame = await super().recv()
-            if pacer is None or pacer.admit():
-                self._owner._frames_sent += 1
-                return frame
+        skip = getattr(self._source, "skip", None)  # a SyntheticTrack need not make it
+        while pacer is not None and not pacer.admit():
+            if skip is not None and self.readyState == "live":
+                await skip()
+            else:
+                await super().recv()  # a camera's frame comes anyway: drop it
+        frame = await super().recv()
+        self._owner._frames_sent += 1
+        return frame
 
 
 def _codecs_first(name: str) -> list[Any]:

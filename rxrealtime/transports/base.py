@@ -59,6 +59,8 @@ class MediaContext:
     """A view-only subscriber: receive the generated video, publish nothing."""
     preferred_codec: str | None = None
     """``vp8`` or ``h264`` to offer first, or ``None`` for the transport's default."""
+    video_backoff: bool = True
+    """Drop frames before encoding while the event loop lags (see ``transports.pacing``)."""
     latency: Callable[[float], None] = field(default=lambda seconds: None)
     """Report one glass-to-glass sample (seconds) of a generated frame the transport
     matched to a frame it sent (LiveKit's frame metadata); a transport that cannot match

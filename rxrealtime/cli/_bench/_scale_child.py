@@ -46,8 +46,10 @@ def _import_media_stack() -> None:
 class Level:
     """K sessions of one size, their tick arrivals and the frames they received."""
 
-    def __init__(self, k: int, width: int, height: int, fps: float) -> None:
-        self.k, self.size = k, (width, height, fps)
+    def __init__(
+        self, k: int, width: int, height: int, fps: float, video_backoff: bool = True
+    ) -> None:
+        self.k, self.size, self.video_backoff = k, (width, height, fps), video_backoff
         self.frames = 0
         self.arrivals: list[tuple[str, int, int]] = []
         self.errors: list[str] = []
@@ -66,7 +68,9 @@ class Level:
             self.frames += 1
 
         for _ in range(self.k):
-            session = Session(url, api_key=api_key, model=DEFAULT_MODEL)
+            session = Session(
+                url, api_key=api_key, model=DEFAULT_MODEL, video_backoff=self.video_backoff
+            )
 
             def on_tick(tick: GenerationTick, session: Session = session) -> None:
                 arrivals.append((session.session_id or "", tick.seconds, clock()))
@@ -108,7 +112,9 @@ async def main(args: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(values) + "\n")
         sys.stdout.flush()
 
-    level = Level(args["k"], args["width"], args["height"], args["fps"])
+    level = Level(
+        args["k"], args["width"], args["height"], args["fps"], args.get("video_backoff", True)
+    )
     reply("ready", rss_bytes())
     try:
         while line := await stdin.readline():

@@ -96,12 +96,15 @@ async def measure_level(
     tick_interval_s: float,
     timing: dict[str, float],
     log: Callable[[str], None],
+    video_backoff: bool = True,
 ) -> dict[str, Any]:
-    """Run one level end to end and return its figures (see :mod:`.scale`)."""
+    """Run one level end to end and return its figures (see :mod:`.scale`); the client's
+    sessions run with ``video_backoff`` (the default) or without."""
     srv = ServerProcess(tick_interval_s=tick_interval_s)
     child = ChildProcess(
-        CHILD, {"k": k, "width": size.width, "height": size.height, "fps": size.fps}
-    )
+        CHILD, {"k": k, "width": size.width, "height": size.height, "fps": size.fps,
+                "video_backoff": video_backoff},
+    )  # fmt: skip
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_exit(srv)
         stack.push_async_exit(child)  # exits first: sessions disconnect before the server
@@ -145,6 +148,7 @@ async def measure_level(
     return {
         "k": k,
         "size": size.label,
+        "video_backoff": video_backoff,
         "connected": n,
         "connect_s": round(report["connect_s"], 2),
         "connect_each_s": summary(each),
@@ -181,7 +185,7 @@ async def measure_level(
 
 def add_rows(result: SuiteResult, level: dict[str, Any]) -> None:
     """The level's figures as table rows: the headline row carries the scalars."""
-    name = f"{level['size']} K={level['k']}"
+    name = f"{level['size']} K={level['k']}" + ("" if level["video_backoff"] else " no backoff")
     result.row(
         f"{name}: tick p99",
         "ms",
