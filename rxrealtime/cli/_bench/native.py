@@ -61,6 +61,7 @@ class Probe:
         self.ticks: dict[int, int] = {}
         self.session.frames.subscribe(self._on_frame)
         self.session.generation_ticks.subscribe(self._on_tick)
+        self.session.stats.subscribe(lambda _: None)  # stats are sampled while observed
         self._started = 0.0
 
     def _on_frame(self, _: object) -> None:
