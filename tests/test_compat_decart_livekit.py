@@ -22,6 +22,7 @@ import difflib
 import json
 import os
 import re
+import signal
 import sys
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -322,3 +323,39 @@ async def test_a_budget_guard_on_a_facade_client_disconnects_it(
         await camera.close()
     assert [type(e).__name__ for e in exceeded] == ["BudgetExceeded"]
     assert states[-1] == "disconnected" and client.session.closed
+
+
+async def test_the_migrated_example_against_rxrealtime_serve_media_livekit(
+    livekit_binary: Path, tmp_path: Path
+) -> None:
+    """The same migrated script against the command a user starts: ``rxrealtime serve
+    --media livekit`` in its own process (what it sent is checked from the client's side)."""
+    script, env = derive(tmp_path)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rxrealtime.cli", "serve", "--media", "livekit", "--port", "0",
+        "--api-key", "k-compat-cli-1", "--tick-interval", "0.5",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        url = line.split("listening on ")[1].split()[0]
+        lines = await run_script(sys.executable, script, url, "k-compat-cli-1", "--bad-key",
+                                 env=env)  # fmt: skip
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(proc.wait(), 20)
+            except asyncio.TimeoutError:
+                proc.kill()
+                await proc.wait()
+    events = {line["event"]: line for line in lines}
+    assert events["bad_key"]["error"].startswith("WebRTCError: ")  # the vendor's class name
+    summary = events["summary"]
+    assert events["prompt_acked"]["prompt"] == PROMPT and summary["errors"] == []
+    assert summary["remote_track"] == summary["viewer_track"] == "RemoteVideoTrack"
+    assert summary["frames"] >= 20 and summary["viewer_frames"] >= 5
+    assert summary["states"][:3] == ["connecting", "connected", "generating"]
+    ticks = summary["ticks"]
+    assert len(ticks) >= 3 and ticks == list(range(ticks[0], ticks[0] + len(ticks)))
