@@ -47,10 +47,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from ...server import EmbeddedServer
 
-__all__ = ["ChildProcess", "ServerProcess"]
+__all__ = ["ChildProcess", "ServerProcess", "bench_transports"]
 
 _MODULE = "rxrealtime.cli._bench._server"
 _P = TypeVar("_P", bound="ChildProcess")
+
+
+def bench_transports() -> tuple[list[str], str]:
+    """The transports a suite can run here (LiveKit needs ``make livekit``'s binary), and
+    a note for its method text when LiveKit is left out."""
+    from ...server.livekit_server import find_livekit_binary
+
+    if find_livekit_binary() is not None:
+        return ["aiortc", "livekit"], ""
+    return ["aiortc"], "; LiveKit left out: no livekit-server binary (make livekit)"
 
 
 async def _serve(settings: dict[str, Any]) -> None:

@@ -23,12 +23,11 @@ from typing import Any
 
 from ...media import SyntheticTrack
 from ...protocol import GenerationTick
-from ...server.livekit_server import find_livekit_binary
 from ...session import Session
 from ._common import Config, SuiteResult, percentile, summary
 from ._scale_codec import Size, codec_ms, h264_realtime_ms
 from ._scale_probe import rss_bytes
-from ._server import ServerProcess
+from ._server import ServerProcess, bench_transports
 
 __all__ = ["run"]
 
@@ -265,12 +264,7 @@ def _targets(result: SuiteResult, levels: list[dict[str, Any]]) -> None:
 
 def run(config: Config) -> SuiteResult:
     started = time.perf_counter()
-    transports = ["aiortc"]
-    missing = ""
-    if find_livekit_binary() is not None:
-        transports.append("livekit")
-    else:
-        missing = "; LiveKit left out: no livekit-server binary (make livekit)"
+    transports, missing = bench_transports()
     result = SuiteResult(
         suite="native",
         title="native: one session at the service's sizes, 30 fps, both transports",

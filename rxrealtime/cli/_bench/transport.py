@@ -19,10 +19,9 @@ from typing import Any
 
 from ...media import SyntheticTrack
 from ...protocol import GenerationTick
-from ...server.livekit_server import find_livekit_binary
 from ...session import Session
 from ._common import Config, SuiteResult, percentile, summary
-from ._server import ServerProcess
+from ._server import ServerProcess, bench_transports
 
 __all__ = ["run"]
 
@@ -117,12 +116,7 @@ async def _run(config: Config, result: SuiteResult, transports: list[str]) -> No
 
 def run(config: Config) -> SuiteResult:
     started = time.perf_counter()
-    transports = ["aiortc"]
-    missing = ""
-    if find_livekit_binary() is not None:
-        transports.append("livekit")
-    else:
-        missing = "; LiveKit left out: no livekit-server binary (make livekit)"
+    transports, missing = bench_transports()
     result = SuiteResult(
         suite="transport",
         title="transport: aiortc peer vs LiveKit room, same sessions",
