@@ -24,7 +24,8 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
     raise ImportError("rxrealtime.nats needs nats-py: pip install 'rxrealtime[nats]'") from exc
 
 from .aggregator import NatsFleet
-from .connection import DEFAULT_URL, connect, ensure_stream
+from .cluster import LocalNatsCluster, local_nats_cluster
+from .connection import DEFAULT_URL, cluster_size, connect, ensure_stream
 from .control import Obeyer, obey, send_stop
 from .errors import FleetConnectError, FleetError, FleetPublishError, RemoteError
 from .fleet_factory import fleet
@@ -53,6 +54,7 @@ __all__ = [
     "FleetError",
     "FleetLedger",
     "FleetPublishError",
+    "LocalNatsCluster",
     "LocalNatsServer",
     "Member",
     "NatsFleet",
@@ -64,6 +66,7 @@ __all__ = [
     "StopCommand",
     "Subjects",
     "TickFrame",
+    "cluster_size",
     "connect",
     "decode_frame",
     "default_worker",
@@ -71,6 +74,7 @@ __all__ = [
     "ensure_stream",
     "find_nats_server",
     "fleet",
+    "local_nats_cluster",
     "local_nats_server",
     "obey",
     "publish",

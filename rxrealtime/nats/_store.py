@@ -118,13 +118,18 @@ class Checkpoint:
         self.saves = 0
 
     @classmethod
-    async def open(cls, js: JetStreamContext, bucket: str, durable: str) -> Checkpoint:
+    async def open(
+        cls, js: JetStreamContext, bucket: str, durable: str, *, replicas: int = 1
+    ) -> Checkpoint:
+        """Open the bucket, creating it with ``replicas`` copies (3 on a three-node
+        cluster: a checkpoint on one node would be lost with it)."""
         try:
             kv = await js.key_value(bucket)
         except nats.js.errors.BucketNotFoundError:
             config = api.KeyValueConfig(
                 bucket=bucket,
                 history=1,
+                replicas=replicas,
                 storage=api.StorageType.FILE,
                 description="rxrealtime fleet checkpoints",
             )

@@ -70,6 +70,7 @@ class NatsFleet:
         budget_cost: Rate | None,
         resend_s: float,
         checkpoint_interval_s: float,
+        replicas: int = 1,
     ) -> None:
         if rate_per_second is not None and prices is not None:
             raise ConfigError("pass rate_per_second or prices, not both")
@@ -78,6 +79,8 @@ class NatsFleet:
         self._prices = {m: to_decimal(r, f"price of {m}") for m, r in (prices or {}).items()}
         self._priced = self._rate is not None or prices is not None
         self.checkpoint_interval_s = checkpoint_interval_s
+        self.replicas = replicas
+        """Copies of the checkpoint bucket if this aggregator creates it."""
         self.ledger = FleetLedger()
         self.cost = Decimal(0)
         self.guard = BudgetGuard(
@@ -297,7 +300,9 @@ class NatsFleet:
         restored = False
         if self.durable is not None:
             bucket = f"{self.stream}_FLEET"
-            self._checkpoint = await Checkpoint.open(js, bucket, self.durable)
+            self._checkpoint = await Checkpoint.open(
+                js, bucket, self.durable, replicas=self.replicas
+            )
             restored = await self._checkpoint.load(self.ledger)
             self._recount()
         self._consumer = self.durable or f"rxrealtime-view-{uuid.uuid4().hex[:12]}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -22,7 +23,15 @@ from ..exceptions import ConfigError
 from .errors import FleetConnectError
 from .frames import Subjects
 
-__all__ = ["DEFAULT_URL", "client_of", "connect", "describe_url", "ensure_stream"]
+__all__ = [
+    "DEFAULT_URL",
+    "client_of",
+    "cluster_size",
+    "connect",
+    "describe_url",
+    "ensure_stream",
+    "split_urls",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +67,32 @@ def check_url(url: str) -> str:
     return url
 
 
+def split_urls(urls: str | Sequence[str]) -> list[str]:
+    """``"nats://a:1,nats://b:2"`` (or a list) as a checked list of URLs: the nodes of
+    a cluster, any of which will do (the client moves to another when one is lost)."""
+    items = urls.split(",") if isinstance(urls, str) else list(urls)
+    found = [u.strip() if isinstance(u, str) else u for u in items]
+    found = [u for u in found if u != ""]
+    if not found:
+        raise ConfigError("no NATS URL given")
+    return [check_url(u) for u in found]
+
+
+def cluster_size(nc: Client) -> int:
+    """How many servers the connected one says its cluster has (1 when it is alone).
+
+    The server's INFO names its cluster and lists every node's client URL
+    (``connect_urls``); nats-py offers the INFO only as ``_server_info``. Streams and
+    the checkpoint bucket get this many replicas by default, at most 5 (JetStream's
+    limit), so a fleet on a cluster survives the loss of a node without being told."""
+    info: dict[str, Any] = getattr(nc, "_server_info", None) or {}
+    if not info.get("cluster"):
+        return 1
+    return max(1, min(5, len(info.get("connect_urls") or []) or 1))
+
+
 async def connect(
-    url: str = DEFAULT_URL,
+    url: str | Sequence[str] = DEFAULT_URL,
     *,
     name: str | None = None,
     connect_timeout_s: float = 2.0,
@@ -69,15 +102,18 @@ async def connect(
 ) -> Client:
     """Connect to NATS; raises :class:`FleetConnectError` if it cannot within the timeout.
 
+    ``url`` may list several servers (comma-separated, or a list): the nodes of a
+    cluster; the client picks one and moves to another when it is lost.
+
     The first connection is tried ``connect_attempts`` times, ``reconnect_wait_s``
     apart, within ``connect_timeout_s`` in all. Once connected, the client reconnects
     for ever (every ``reconnect_wait_s``): a disconnection is logged, never raised.
     Other keyword options go to ``nats.connect``.
     """
-    check_url(url)
+    urls = split_urls(url)
     if connect_timeout_s <= 0:
         raise ConfigError("connect_timeout_s must be > 0")
-    shown = describe_url(url)
+    shown = ",".join(describe_url(u) for u in urls)
     last_error: list[BaseException] = []
     connected = asyncio.Event()
 
@@ -95,7 +131,7 @@ async def connect(
 
     nc = Client()
     settings: dict[str, Any] = {
-        "servers": [url],
+        "servers": urls,
         "name": name,
         "connect_timeout": max(1, round(connect_timeout_s)),
         "reconnect_time_wait": reconnect_wait_s,
@@ -143,6 +179,15 @@ def client_of(conn: Client | JetStreamContext) -> Client:
     raise ConfigError(f"expected a NATS client or JetStream context, got {type(conn).__name__}")
 
 
+def check_replicas(replicas: int | None, nc: Client) -> int:
+    """``replicas``, or the cluster's size when ``None``; ConfigError outside 1..5."""
+    if replicas is None:
+        return cluster_size(nc)
+    if not 1 <= replicas <= 5:
+        raise ConfigError(f"replicas must be 1 to 5 (JetStream's limit), got {replicas}")
+    return replicas
+
+
 def jetstream_unavailable(url: str, exc: BaseException) -> FleetConnectError:
     return FleetConnectError(
         f"JetStream does not answer on the NATS server at {url} ({type(exc).__name__}: "
@@ -158,16 +203,21 @@ async def ensure_stream(
     max_age_s: float | None = None,
     duplicate_window_s: float = 120.0,
     timeout_s: float = 5.0,
+    replicas: int | None = None,
 ) -> api.StreamInfo:
     """Create the fleet's stream (file storage, every ``<prefix>.>`` subject) if missing.
 
     An existing stream is kept as it is, except that the prefix's subjects are added to
     it if they are not covered. ``duplicate_window_s`` is how long JetStream remembers
     message ids, i.e. how late a republish is still dropped by the server.
+    ``replicas`` (1 to 5) defaults to :func:`cluster_size`: 3 on a three-node cluster,
+    so the stream outlives any one node; an existing stream keeps its own.
     """
     subjects = subjects or Subjects()
     name = stream or subjects.stream
-    parsed = client_of(js).connected_url
+    nc = client_of(js)
+    replicas = check_replicas(replicas, nc)
+    parsed = nc.connected_url
     url = describe_url(parsed.geturl()) if parsed is not None else "NATS"
     try:
         try:
@@ -179,10 +229,13 @@ async def ensure_stream(
                 storage=api.StorageType.FILE,
                 duplicate_window=duplicate_window_s,
                 max_age=max_age_s,
+                num_replicas=replicas,
                 description="rxrealtime fleet events and commands",
             )
             info = await asyncio.wait_for(js.add_stream(config), timeout_s)
-            logger.info("created JetStream stream %s for %s", name, subjects.all)
+            logger.info(
+                "created JetStream stream %s for %s (%d replicas)", name, subjects.all, replicas
+            )
             return info
         covered = info.config.subjects or []
         if subjects.all not in covered and ">" not in covered:

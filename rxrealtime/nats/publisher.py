@@ -67,7 +67,9 @@ class Publisher:
     :meth:`add`, and :meth:`close` it (it flushes first). ``max_buffer`` bounds the
     events waiting for NATS; ``batch`` is how many are published before waiting for
     their acks; ``ack_timeout_s`` is how long an ack may take before the event is sent
-    again (same message id: JetStream drops the duplicate).
+    again (same message id: JetStream drops the duplicate). ``replicas`` is for the
+    stream if the publisher creates it (default: the cluster's size, see
+    :func:`.ensure_stream`).
     """
 
     def __init__(
@@ -80,8 +82,10 @@ class Publisher:
         max_buffer: int = 50_000,
         batch: int = 256,
         ack_timeout_s: float = 2.0,
+        replicas: int | None = None,
     ) -> None:
         self.nc = client_of(nc)
+        self.replicas = replicas
         self.worker = check_token(worker or default_worker(), "worker")
         self.subjects = Subjects(subject_prefix)
         self.stream = stream or self.subjects.stream
@@ -302,7 +306,7 @@ class Publisher:
         """Create the fleet's JetStream stream if it is missing (:func:`.ensure_stream`);
         raises :class:`FleetConnectError` if JetStream does not answer. The sender calls
         it by itself, again whenever JetStream says the stream is gone."""
-        await ensure_stream(self._js, self.subjects, stream=self.stream)
+        await ensure_stream(self._js, self.subjects, stream=self.stream, replicas=self.replicas)
         self.stream_ready = True
 
     async def _run(self) -> None:
@@ -393,20 +397,27 @@ async def publish(
     key: str | None = None,
     stream: str | None = None,
     max_buffer: int = 50_000,
+    replicas: int | None = None,
 ) -> Publisher:
     """Publish the events of one session (or several) to the fleet's JetStream stream.
 
     Checks JetStream now if NATS is connected (:class:`FleetConnectError` if it does not
     answer, e.g. a server started without ``-js``); if NATS is away, the sessions run
     and their events wait in the buffer. ``worker`` defaults to ``<host>-<pid>``;
-    ``key`` (one session only) replaces the first server session id as its fleet key.
+    ``key`` (one session only) replaces the first server session id as its fleet key;
+    ``replicas`` is for the stream if it is missing (default: the cluster's size).
     Returns the :class:`Publisher`; ``await publisher.close()`` flushes and stops it.
     """
     nc = client_of(nc)
     if nc.is_closed:
         raise FleetConnectError("the NATS connection is closed")
     publisher = Publisher(
-        nc, worker=worker, subject_prefix=subject_prefix, stream=stream, max_buffer=max_buffer
+        nc,
+        worker=worker,
+        subject_prefix=subject_prefix,
+        stream=stream,
+        max_buffer=max_buffer,
+        replicas=replicas,
     )
     many = not hasattr(sessions, "generation_ticks")
     if many and key is not None:

@@ -43,7 +43,8 @@ def find_nats_server() -> str:
     )
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port free on 127.0.0.1 now (the OS picks it; another process could take it)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -60,7 +61,7 @@ class LocalNatsServer:
         self.jetstream = jetstream
         self._own_dir = store_dir is None
         self.store_dir = Path(store_dir or tempfile.mkdtemp(prefix="rxrealtime-nats-"))
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.log_path = self.store_dir / "nats-server.log"
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -86,10 +87,7 @@ class LocalNatsServer:
             return self
         self._log = open(self.log_path, "ab")
         offset = self._log.tell()
-        args = [self.binary, "-a", "127.0.0.1", "-p", str(self.port)]
-        if self.jetstream:
-            args += ["-js", "-sd", str(self.store_dir / "jetstream")]
-        self._process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
+        self._process = subprocess.Popen(self._args(), stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout_s
         while True:
             text = self.log_path.read_bytes()[offset:]
@@ -100,6 +98,23 @@ class LocalNatsServer:
                 tail = text.decode(errors="replace")[-600:]
                 raise RuntimeError(f"nats-server did not start on port {self.port}: {tail}")
             await asyncio.sleep(0.02)
+
+    def _args(self) -> list[str]:
+        """The command line (a cluster node passes a config file instead)."""
+        args = [self.binary, "-a", "127.0.0.1", "-p", str(self.port)]
+        if self.jetstream:
+            args += ["-js", "-sd", str(self.store_dir / "jetstream")]
+        return args
+
+    async def kill(self) -> None:
+        """SIGKILL: no flush, no goodbye to the cluster; what a crashed machine does."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            await asyncio.to_thread(process.wait)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     async def stop(self, timeout_s: float = 10.0) -> None:
         """Stop gracefully (SIGTERM: JetStream flushes its store), then kill if needed."""
