@@ -161,10 +161,18 @@ def _add_fleet_arguments(sub: Any, demo: argparse.ArgumentParser) -> None:
     group = demo.add_argument_group("a fleet of worker processes over NATS (rxrealtime[nats])")
     group.add_argument("--workers", type=int, default=0, metavar="N", help="worker processes")
     group.add_argument("--nats", default=None, metavar="URL", help="default: a local nats-server")
+    group.add_argument(
+        "--cluster", type=int, default=0, metavar="N", help="a local N-node JetStream cluster"
+    )
     group.add_argument("--sessions", type=int, default=2, help="sessions per worker")
     group.add_argument("--budget-s", type=int, default=None, help="fleet budget: then stop all")
     fleet = sub.add_parser("fleet", help="the live fleet over NATS: totals, budget guard")
-    fleet.add_argument("--nats", default="nats://127.0.0.1:4222", metavar="URL")
+    fleet.add_argument(
+        "--nats", default=None, metavar="URL[,URL...]", help="default: nats://127.0.0.1:4222"
+    )
+    fleet.add_argument(
+        "--cluster", type=int, default=0, metavar="N", help="start a local N-node cluster first"
+    )
     fleet.add_argument("--budget-s", type=int, default=None, help="stop every session past it")
     fleet.add_argument("--price", type=_price, action="append", default=[], metavar="MODEL=RATE")
     fleet.add_argument("--json", action="store_true", help="JSON lines instead of the table")

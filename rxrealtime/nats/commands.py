@@ -1,8 +1,10 @@
 """``rxrealtime fleet`` and ``rxrealtime demo --workers N``: the fleet from the command line.
 
-* ``fleet --nats URL [--budget-s N] [--price MODEL=RATE] [--json] [--durable NAME]``:
+* ``fleet --nats URL[,URL...] [--budget-s N] [--price MODEL=RATE] [--json] [--durable NAME]``:
   the live fleet view until Ctrl-C (or ``--seconds``). Without ``--durable`` it replays
   the stream and saves nothing; with it, it checkpoints and resumes after a restart.
+  ``--cluster N`` first starts a local N-node JetStream cluster on loopback
+  (:class:`.LocalNatsCluster`) and prints its URLs for workers to use.
 * ``demo --workers N [--nats URL]``: starts a local nats-server with JetStream (unless
   ``--nats`` names one), N worker processes (each an embedded server, sessions with
   random socket drops, a publisher) and the aggregator, shows the fleet live, and ends
@@ -18,14 +20,15 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from rich.console import Console
 
 from ..exceptions import ConfigError, RealtimeError
 from .aggregator import NatsFleet
-from .connection import connect
+from .cluster import LocalNatsCluster
+from .connection import DEFAULT_URL, connect
 from .fleet_factory import fleet
 from .server import LocalNatsServer, NatsServerNotFound
 from .view import FleetView, totals_json
@@ -49,9 +52,28 @@ async def _until_stopped(seconds: float | None) -> None:
                 loop.remove_signal_handler(sig)
 
 
+@contextlib.asynccontextmanager
+async def _nats_for(url: str | None, cluster: int, console: Console) -> AsyncIterator[str]:
+    """The URL(s) to use: ``url`` (default: the local standard port), or those of a
+    local ``cluster``-node cluster started here and stopped after the block."""
+    if cluster and url:
+        raise ConfigError("--cluster starts a local cluster: leave out --nats")
+    if cluster:
+        async with LocalNatsCluster(cluster) as nodes:
+            console.print(
+                f"[bold]nats-server[/] JetStream cluster of {cluster} nodes on loopback: "
+                f"{nodes.url}",
+                soft_wrap=True,  # the URLs on one line, to copy
+            )
+            yield nodes.url
+        return
+    yield url or DEFAULT_URL
+
+
 async def run_fleet(
-    url: str,
+    url: str | None,
     *,
+    cluster: int = 0,
     prefix: str = "rxrealtime",
     durable: str | None = None,
     prices: Mapping[str, str] | None = None,
@@ -60,7 +82,34 @@ async def run_fleet(
     json_mode: bool = False,
     seconds: float | None = None,
 ) -> dict[str, Any]:
-    """Show the fleet until stopped; returns the final totals (as the JSON line has them)."""
+    """Show the fleet until stopped; returns the final totals (as the JSON line has them).
+
+    ``url`` may list several servers (comma-separated); ``cluster=N`` starts a local
+    N-node cluster instead and shows the fleet on it."""
+    async with _nats_for(url, cluster, Console(stderr=True)) as where:
+        return await _run_fleet(
+            where,
+            prefix=prefix,
+            durable=durable,
+            prices=prices,
+            rate=rate,
+            budget_s=budget_s,
+            json_mode=json_mode,
+            seconds=seconds,
+        )
+
+
+async def _run_fleet(
+    url: str,
+    *,
+    prefix: str,
+    durable: str | None,
+    prices: Mapping[str, str] | None,
+    rate: str | None,
+    budget_s: int | None,
+    json_mode: bool,
+    seconds: float | None,
+) -> dict[str, Any]:
     nc = await connect(url, name="rxrealtime-fleet-cli")
     try:
         agg = await fleet(
@@ -147,17 +196,27 @@ async def run_demo(
     budget_s: int | None = None,
     rate: str | None = None,
     json_mode: bool = False,
+    cluster: int = 0,
 ) -> dict[str, Any]:
-    """Run the multi-process demo; returns the summary (``exact``: fleet == servers)."""
+    """Run the multi-process demo; returns the summary (``exact``: fleet == servers).
+
+    ``cluster=N`` runs it on a local N-node JetStream cluster instead of one server."""
     if workers < 1 or sessions < 1:
         raise ConfigError("--workers and --sessions must be >= 1")
+    if cluster and nats_url:
+        raise ConfigError("--cluster starts a local cluster: leave out --nats")
     console = Console(stderr=json_mode)
-    server = None if nats_url else await LocalNatsServer().start()
+    server: LocalNatsServer | LocalNatsCluster | None = None
+    if cluster:
+        server = await LocalNatsCluster(cluster).start()
+    elif not nats_url:
+        server = await LocalNatsServer().start()
     url = nats_url or (server.url if server else "")
     started = time.monotonic()
     try:
         if server is not None and not json_mode:
-            console.print(f"[bold]nats-server[/] -js on {url} (store {server.store_dir})")
+            where = server.root if isinstance(server, LocalNatsCluster) else server.store_dir
+            console.print(f"[bold]nats-server[/] -js on {url} (store {where})")
         nc = await connect(url, name="rxrealtime-demo")
         try:
             agg = await fleet(
@@ -233,6 +292,7 @@ def run_from_args(args: argparse.Namespace) -> int:
             asyncio.run(
                 run_fleet(
                     args.nats,
+                    cluster=args.cluster,
                     prefix=args.prefix,
                     durable=args.durable,
                     prices=dict(args.price) or None,
@@ -252,6 +312,7 @@ def run_from_args(args: argparse.Namespace) -> int:
                 budget_s=args.budget_s,
                 rate=args.rate,
                 json_mode=args.json,
+                cluster=args.cluster,
             )
         )
         return 0 if summary["exact"] else 1
