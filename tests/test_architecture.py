@@ -74,11 +74,14 @@ LAYERS: dict[str, Layer] = {
                   "fleets over NATS JetStream (optional extra)"),
     "compat": Layer(("compat",), ("wire", "values", "streams", "config", "session"),
                     "the vendor SDK's realtime API on a Session (optional extra: LiveKit)"),
+    "testing": Layer(("testing",), ("wire", "values", "media", "transports", "config", "server"),
+                     "an impaired network below the application: namespaces, veth, tc, "
+                     "nftables; the embedded server on one end"),
     "cli": Layer(("cli", "_bench"),
                  ("version", "wire", "values", "media", "core", "streams", "transports",
                   "config",
                   "shell", "session", "billing", "operators", "tapes", "fleet", "server",
-                  "dashboards", "nats"),
+                  "dashboards", "nats", "testing"),
                  "the command line and the benchmark suites"),
 }  # fmt: skip
 

@@ -1,0 +1,232 @@
+"""What an impaired network is, and the exact ``ip``/``tc``/``nft`` command lines that make it.
+
+Pure on purpose: the spec parser (``loss=10%,rate=500kbit,blackhole=4s@8s``) and the
+command builders are plain functions of values, so their rules are tested without root
+and without a kernel; :mod:`.netns` only runs what these return.
+
+The link is symmetric: the same loss and rate cap hold on both ends' egress, so each
+direction sees them once (the media from the server and the camera from the client).
+Loss drops a random share of UDP only (the WebRTC media; the WebSocket over TCP would
+just retransmit and hide it); a blackhole drops every packet both ways, TCP too, the way
+a Wi-Fi path that goes dark does.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ..exceptions import ConfigError
+
+__all__ = [
+    "Blackhole",
+    "Impairment",
+    "LinkNames",
+    "NetworkUnavailable",
+    "SpecError",
+    "format_rate",
+    "nft_ruleset",
+    "parse_impairment",
+    "parse_rate",
+    "setup_commands",
+    "tc_commands",
+    "teardown_commands",
+]
+
+NFT_TABLE = "rxrealtime_impair"
+LOSS_SCALE = 10_000
+"""``numgen random mod 10000 < N``: loss in basis points, so 2.5 % is exact."""
+
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(bit|kbit|mbit|gbit|bps|kbps|mbps|gbps)?\s*$", re.I)
+_RATE_FACTOR = {"bit": 1, "kbit": 10**3, "mbit": 10**6, "gbit": 10**9}
+_SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*$", re.I)
+
+
+class SpecError(ConfigError):
+    """An impairment spec that does not parse; the message names the part and the form."""
+
+
+class NetworkUnavailable(ConfigError):
+    """The impaired network cannot be made here: not root, a tool (``ip``, ``tc``, ``nft``)
+    missing, or the kernel refused a namespace; the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class Blackhole:
+    """Every packet dropped for ``seconds``, starting ``at_s`` after the network is up."""
+
+    seconds: float
+    at_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Impairment:
+    """Loss (a fraction, 0 to 1) of UDP packets and a rate cap (bits/s) on each direction."""
+
+    loss: float = 0.0
+    rate_bps: int | None = None
+    blackholes: tuple[Blackhole, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.loss <= 1.0:
+            raise SpecError(f"loss must be between 0 and 1 (or 0% and 100%), not {self.loss}")
+        if self.rate_bps is not None and self.rate_bps < 8_000:
+            raise SpecError(f"rate must be at least 8kbit, not {self.rate_bps} bit/s")
+
+    @property
+    def loss_basis_points(self) -> int:
+        return round(self.loss * LOSS_SCALE)
+
+    def describe(self) -> str:
+        """The spec back, in the form :func:`parse_impairment` reads."""
+        parts = [f"loss={self.loss * 100:g}%"]
+        if self.rate_bps is not None:
+            parts.append(f"rate={format_rate(self.rate_bps)}")
+        parts += [f"blackhole={b.seconds:g}s@{b.at_s:g}s" for b in self.blackholes]
+        return ",".join(parts)
+
+
+def parse_rate(text: str | int) -> int:
+    """Bits per second from ``500kbit``, ``2mbit``, ``1.5Mbit`` or a plain number of bits/s.
+
+    ``kbps``/``mbps`` are read as kilo/mega *bits* per second (what people mean when they
+    say a link is 2 Mbps); tc's own ``kbps`` (kilobytes) is deliberately not followed.
+    """
+    if isinstance(text, int):
+        return text
+    match = _RATE.match(text)
+    if match is None:
+        raise SpecError(f"rate {text!r} is not a number with bit, kbit, mbit or gbit")
+    unit = (match.group(2) or "bit").lower().replace("bps", "bit")
+    return round(float(match.group(1)) * _RATE_FACTOR[unit])
+
+
+def format_rate(bps: int) -> str:
+    """The shortest exact tc rate for ``bps`` (``500kbit``, ``2mbit``, ``12345bit``)."""
+    for unit, factor in (("gbit", 10**9), ("mbit", 10**6), ("kbit", 10**3)):
+        if bps % factor == 0:
+            return f"{bps // factor}{unit}"
+    return f"{bps}bit"
+
+
+def _seconds(text: str, what: str) -> float:
+    match = _SECONDS.match(text)
+    if match is None:
+        raise SpecError(f"{what} {text!r} is not a duration such as 4s or 500ms")
+    value = float(match.group(1))
+    return value / 1000 if (match.group(2) or "s").lower() == "ms" else value
+
+
+def _loss(text: str) -> float:
+    text = text.strip()
+    try:
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise SpecError(f"loss {text!r} is not a percentage (10%) or a fraction (0.1)") from None
+
+
+def parse_impairment(spec: str) -> Impairment:
+    """``loss=10%,rate=500kbit,blackhole=4s@8s`` (every part optional, blackhole repeatable).
+
+    A blackhole without ``@`` starts at once. An empty spec is a perfect link.
+    """
+    loss, rate, holes = 0.0, None, []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        key, sep, value = part.partition("=")
+        key = key.strip().lower()
+        if not sep or not value.strip():
+            raise SpecError(f"{part!r}: expected key=value (loss, rate or blackhole)")
+        if key == "loss":
+            loss = _loss(value)
+        elif key == "rate":
+            rate = parse_rate(value)
+        elif key == "blackhole":
+            length, _, start = value.partition("@")
+            at = _seconds(start, "blackhole start") if start else 0.0
+            holes.append(Blackhole(_seconds(length, "blackhole length"), at))
+        else:
+            raise SpecError(f"unknown impairment {key!r}: expected loss, rate or blackhole")
+    return Impairment(loss=loss, rate_bps=rate, blackholes=tuple(holes))
+
+
+# -- the commands ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LinkNames:
+    """The two namespaces, their veth ends and the addresses chosen for them.
+
+    Both ends live in namespaces made for this link, so the fixed 10.200.0.0/30 can never
+    clash with an address of the machine (nothing routes in or out of them).
+    """
+
+    server_ns: str
+    client_ns: str
+    server_dev: str
+    client_dev: str
+    server_addr: str = "10.200.0.1"
+    client_addr: str = "10.200.0.2"
+    prefix: int = 30
+
+    @classmethod
+    def unique(cls, token: str) -> LinkNames:
+        """Names from ``token`` (a few hex digits); interface names stay under 16 bytes."""
+        return cls(f"rxrt-{token}-srv", f"rxrt-{token}-cli", f"rxs{token}", f"rxc{token}")
+
+    def ends(self) -> tuple[tuple[str, str], tuple[str, str]]:
+        """(namespace, device) of the server end, then of the client end."""
+        return (self.server_ns, self.server_dev), (self.client_ns, self.client_dev)
+
+
+def setup_commands(names: LinkNames) -> list[list[str]]:
+    """Make both namespaces, the veth pair straight inside them, addresses, links up."""
+    n = names
+    cmds = [["ip", "netns", "add", n.server_ns], ["ip", "netns", "add", n.client_ns],
+            ["ip", "-n", n.server_ns, "link", "add", n.server_dev, "type", "veth",
+             "peer", "name", n.client_dev, "netns", n.client_ns]]  # fmt: skip
+    for (ns, dev), addr in zip(n.ends(), (n.server_addr, n.client_addr), strict=True):
+        cmds += [["ip", "-n", ns, "addr", "add", f"{addr}/{n.prefix}", "dev", dev],
+                 ["ip", "-n", ns, "link", "set", dev, "up"],
+                 ["ip", "-n", ns, "link", "set", "lo", "up"]]  # fmt: skip
+    return cmds
+
+
+def teardown_commands(names: LinkNames) -> list[list[str]]:
+    """Deleting a namespace deletes its veth end, and with it the peer in the other."""
+    return [["ip", "netns", "del", names.server_ns], ["ip", "netns", "del", names.client_ns]]
+
+
+def tc_commands(ns: str, dev: str, rate_bps: int | None) -> list[list[str]]:
+    """A token bucket on ``dev``'s egress (``replace``: the same line changes it mid-run).
+
+    The burst is 20 ms of the rate but never below two full-size frames (tbf needs one
+    frame at least, and a burst of one makes every frame of a video picture wait); the
+    queue holds 200 ms, so a cap shows as a lower bitrate and some delay, not as a queue
+    that grows without end. No cap: the qdisc is deleted (``-`` marks "may fail").
+    """
+    if rate_bps is None:
+        return [["-", "tc", "-n", ns, "qdisc", "del", "dev", dev, "root"]]
+    burst = max(rate_bps // 8 // 50, 3028)
+    return [["tc", "-n", ns, "qdisc", "replace", "dev", dev, "root", "tbf",
+             "rate", format_rate(rate_bps), "burst", str(burst), "latency", "200ms"]]  # fmt: skip
+
+
+def nft_ruleset(loss: float, dark: bool) -> str:
+    """One atomic nft transaction: the table (made if missing), its output chain flushed and
+    refilled. Egress only: each namespace drops what it sends, so each direction is
+    dropped once. ``dark``: everything is dropped (a blackhole)."""
+    points = round(loss * LOSS_SCALE)
+    rules = []
+    if dark:
+        rules.append("drop")
+    elif points >= LOSS_SCALE:
+        rules.append("meta l4proto udp drop")
+    elif points > 0:
+        rules.append(f"meta l4proto udp numgen random mod {LOSS_SCALE} < {points} drop")
+    lines = [
+        f"add table inet {NFT_TABLE}",
+        f"add chain inet {NFT_TABLE} out {{ type filter hook output priority 0; policy accept; }}",
+        f"flush chain inet {NFT_TABLE} out",
+        *(f"add rule inet {NFT_TABLE} out {rule}" for rule in rules),
+    ]
+    return "\n".join(lines) + "\n"
