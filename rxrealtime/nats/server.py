@@ -75,6 +75,11 @@ class LocalNatsServer:
         return f"nats://127.0.0.1:{self.port}"
 
     @property
+    def pid(self) -> int | None:
+        """The nats-server process id while it runs (the bench reads its CPU time)."""
+        return self._process.pid if self.running and self._process is not None else None
+
+    @property
     def running(self) -> bool:
         """Whether the nats-server process is up (it may have exited by itself)."""
         return self._process is not None and self._process.poll() is None

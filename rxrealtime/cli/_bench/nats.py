@@ -14,6 +14,10 @@ into a local nats-server with JetStream (file store), and one
 The in-process ``rt.Fleet`` gets the same sessions and the same ticks. Publisher and
 aggregator share this process and its event loop (two NATS connections), so each
 figure includes both ends' Python work on one core; nats-server runs beside them.
+
+Then the same path on a local three-node cluster (stream with 3 replicas), at 1,000 and
+10,000 ticks-only sessions ticking at the service's rate, publisher in a process of its
+own, and a flood that finds where this machine saturates (:mod:`._nats_cluster`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from ...session import Session
 from ...states import SessionInfo
 from ...streams import StateStream
 from ._common import Config, SuiteResult, percentile, ratio_per_repeat, summary
+from ._nats_cluster import measure_cluster
 
 __all__ = ["run"]
 
@@ -213,13 +218,17 @@ async def _measure(config: Config, result: SuiteResult) -> None:
         "< 100 ms",
         value < 100,
     )
+    await measure_cluster(config, result)
 
 
 def run(config: Config) -> SuiteResult:
     started = time.perf_counter()
     result = SuiteResult(
         suite="nats",
-        title="nats: a fleet through local JetStream vs the in-process Fleet",
+        title=(
+            "nats: a fleet through local JetStream (one server, a 3-node cluster) vs the "
+            "in-process Fleet"
+        ),
         quick=config.quick,
         repeats=config.reps(full=3, quick=1),
         method=(
@@ -229,7 +238,11 @@ def run(config: Config) -> SuiteResult:
             "events/s: ticks fed with back-pressure (<= 4,096 ahead) until the aggregator "
             "applied the last; latency: 1,000 ticks/s in all, from the tick's emission on "
             "its session to the totals update that includes it. The in-process rt.Fleet gets the "
-            "same sessions and ticks."
+            "same sessions and ticks. Cluster R3: a local 3-node cluster, stream with 3 "
+            "replicas; a load process of N ticks-only sessions (real Publisher) ticking each "
+            "once a second, spread over the second, for 6 s; the aggregator in this process; "
+            "CPU of each process from /proc; storage from the stream's bytes (one replica). "
+            "Flood: 1,000 sessions ticked as fast as the publisher takes them."
         ),
     )
     asyncio.run(_measure(config, result))
