@@ -27,7 +27,7 @@ from ..exceptions import ConfigError, RealtimeError
 from ..models import DEFAULT_MODEL
 from ..options import API_KEY_ENV, describe_validation_error
 from ..server import BadFrame, Faults, Media, ServerSettings, serve_embedded
-from ._demo import print_summary, run_demo
+from ._demo import run_demo_command
 from ._models import add_model_flags, add_models_command, price_table, run_models
 from ._tape import add_tape_commands, run_tape_command
 from ._watch import WatchSummary, run_dashboard, run_watch
@@ -181,6 +181,17 @@ def _add_fleet_arguments(sub: Any, demo: argparse.ArgumentParser) -> None:
     fleet.add_argument("--seconds", type=_positive_float, default=None, help="stop after N s")
 
 
+def _impair(text: str) -> str:
+    """``--impair SPEC`` checked while parsing: a bad spec is a usage error (exit 2)."""
+    from ..testing.netspec import SpecError, parse_impairment
+
+    try:
+        parse_impairment(text)
+    except SpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _web(text: str) -> tuple[str, int]:
     try:
         return parse_address(text)
@@ -251,6 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=_rate, default=None, help="price per billed second")
     demo.add_argument("--tape", metavar="FILE", help="record a session tape (.gz: gzip)")
     demo.add_argument("--web", type=_web, metavar="HOST:PORT", help="serve the web dashboard")
+    demo.add_argument(
+        "--impair",
+        type=_impair,
+        metavar="SPEC",
+        help="run across a real impaired link, e.g. loss=10%%,rate=500kbit,blackhole=4s@8s "
+        "(needs root and ip, tc, nft)",
+    )
     demo.add_argument(
         "--transport", choices=("aiortc", "livekit"), default="aiortc",
         help="media through a direct peer or a LiveKit room (make livekit)",
@@ -332,31 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("tape", "replay"):
             return run_tape_command(args)
         if args.command == "demo":
-            if args.record and not os.path.isdir(os.path.dirname(os.path.abspath(args.record))):
-                print(f"rxrealtime demo: cannot record to {args.record}: no such directory",
-                      file=sys.stderr)  # fmt: skip
-                return 2
-            report = asyncio.run(
-                run_demo(
-                    args.seconds,
-                    args.json,
-                    args.record,
-                    args.tick_interval,
-                    plot_path=args.plot,
-                    rate_per_second=args.rate,
-                    transport=args.transport,
-                    tape=args.tape,
-                    web=args.web,
-                )
-            )
-            if args.json:
-                print(json.dumps(report.as_json()))
-            else:
-                print_summary(report, Console())
-            ok = report.ticks > 0 and report.frames_received > 0 and not report.errors
-            if not ok and not args.json:
-                print("demo failed: no ticks or frames, or errors occurred", file=sys.stderr)
-            return 0 if ok else 1
+            return run_demo_command(args)
         if args.command == "serve":
             key = _api_key(args)
             if not key:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from ..session import Session
 from ._mjpeg import VideoFeed, offer
 from ._webstate import LiveState
 
-__all__ = ["WebDashboard", "parse_address", "serve"]
+__all__ = ["WebDashboard", "listen", "parse_address", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -159,14 +160,21 @@ class WebDashboard:
         app.router.add_get("/video/{key}", self._video)
         return app
 
-    async def start(self, port: int = 0, host: str = "127.0.0.1") -> WebDashboard:
-        """Serve on ``host:port`` (loopback by default; ``port=0`` picks a free port)."""
+    async def start(
+        self, port: int = 0, host: str = "127.0.0.1", *, sock: socket.socket | None = None
+    ) -> WebDashboard:
+        """Serve on ``host:port`` (loopback by default; ``port=0`` picks a free port), or
+        on ``sock``, a listening socket opened earlier (see :func:`listen`)."""
         # handler_cancellation: a browser that goes away cancels its stream at once
         self._runner = web.AppRunner(
             self.app(), handle_signals=False, access_log=None, handler_cancellation=True
         )
         await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
+        if sock is not None:
+            await web.SockSite(self._runner, sock).start()
+            host = sock.getsockname()[0]
+        else:
+            await web.TCPSite(self._runner, host, port).start()
         self._host, self._port = host, self._runner.addresses[0][1]
         logger.info("dashboard on %s", self.url)
         return self
@@ -310,10 +318,26 @@ def parse_address(text: str, default_port: int = 8080) -> tuple[str, int]:
     return host, int(port)
 
 
+def listen(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A listening TCP socket on ``host:port``, opened now, for ``serve(..., sock=)``.
+
+    A socket keeps the network namespace it was made in: a page whose socket is opened
+    before the thread moves into another namespace (``rxrealtime demo --impair`` puts it
+    in the client end of an impaired link) stays reachable from this machine."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family)
+
+
 async def serve(
-    source: Session | Fleet, host: str = "127.0.0.1", port: int = 0, **options: Any
+    source: Session | Fleet,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    sock: socket.socket | None = None,
+    **options: Any,
 ) -> WebDashboard:
-    """Serve the dashboard of ``source`` (a session or a fleet) and return it, started;
-    ``options`` are :class:`WebDashboard`'s. Use ``async with await serve(...)`` or
-    ``await dashboard.stop()``; ``dashboard.url`` is the page."""
-    return await WebDashboard(source, **options).start(port, host)
+    """Serve the dashboard of ``source`` (a session or a fleet) and return it, started
+    (on ``sock`` when given, see :func:`listen`); ``options`` are :class:`WebDashboard`'s.
+    Use ``async with await serve(...)`` or ``await dashboard.stop()``; ``dashboard.url``
+    is the page."""
+    return await WebDashboard(source, **options).start(port, host, sock=sock)
