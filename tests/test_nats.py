@@ -238,10 +238,13 @@ async def test_a_full_buffer_drops_superseded_ticks_first_and_says_so(
     assert await publisher.flush(timeout_s=15)
     agg = await rtn.fleet(nc, durable=None)
     await eventually(lambda: agg.total_billed_s == 20)  # the newest tick carried the billing
-    assert publisher.dropped == 15
-    (error,) = lost
-    assert (error.dropped, error.superseded, error.billing) == (15, 15, 0)  # type: ignore[attr-defined]
-    assert "billing intact" in str(error)
+    # the session heard of the 15 while NATS was away; that report's own error event then
+    # took a place in the full buffer (one more superseded tick), heard of once NATS was back
+    during, after = lost
+    assert (during.dropped, during.superseded, during.billing) == (15, 15, 0)  # type: ignore[attr-defined]
+    assert (after.dropped, after.superseded, after.billing) == (1, 1, 0)  # type: ignore[attr-defined]
+    assert publisher.dropped == 16
+    assert "billing intact" in str(during)
     await publisher.close()
     await agg.close()
 

@@ -6,8 +6,8 @@ JetStream in pipelined batches and removes what JetStream acknowledged. A sessio
 waits for NATS: while NATS is away events stay buffered (bounded, see the buffer's drop
 policy) and go out, with the same message ids, once it is back. Events that had to be
 dropped are reported on the session's ``errors`` as a :class:`FleetPublishError`
-(at most once a second per session, and when the buffer drains) and counted in
-:attr:`Publisher.dropped`.
+(at most once a second per session, while NATS is still unreachable too, and when the
+buffer drains) and counted in :attr:`Publisher.dropped`.
 """
 
 from __future__ import annotations
@@ -327,6 +327,8 @@ class Publisher:
                     logger.error("fleet publisher %s: the NATS connection is closed", self.worker)
                     self._buffer.drop_all()
                     continue
+                if self._owed or self._buffer.drops:
+                    self._report_drops()  # an outage may last: say so while it does
                 await asyncio.sleep(0.05)
                 continue
             if not self.stream_ready:
@@ -351,6 +353,8 @@ class Publisher:
                     self._report_drops()
             else:
                 self.failed_attempts += 1
+                if self._owed or self._buffer.drops:
+                    self._report_drops()  # connected, yet JetStream does not store
                 await asyncio.sleep(backoff)
                 backoff = min(1.0, backoff * 2)
 
