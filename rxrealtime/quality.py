@@ -21,6 +21,7 @@ freeze        -         -         ongoing
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 import msgspec
@@ -35,6 +36,7 @@ __all__ = [
     "SessionStats",
     "StatsSampler",
     "assess",
+    "packet_loss_over",
 ]
 
 Level = Literal["good", "fair", "poor", "critical"]
@@ -79,6 +81,11 @@ class SessionStats(msgspec.Struct, frozen=True, gc=False):
     """Glass-to-glass latency (time to first frame, p50, p90, samples), where the session
     can match generated frames to the frames it sent; ``None`` where it cannot (e.g.
     against a service that keeps neither LiveKit's frame metadata nor the picture stamp)."""
+    packets_received: int | None = None
+    """Media packets received in this interval (retransmissions aside), with
+    ``packets_lost`` the weights for a loss over many intervals: the mean of the
+    intervals' ``packet_loss`` overweights short, sparse intervals."""
+    packets_lost: int | None = None
 
 
 class StatsSampler:
@@ -98,9 +105,9 @@ class StatsSampler:
         if previous is None or now <= at:
             return None
         span = now - at
-        loss = None
+        loss = got = lost = None
         if counters.packets_received is not None and counters.packets_lost is not None:
-            got = counters.packets_received - (previous.packets_received or 0)
+            got = max(0, counters.packets_received - (previous.packets_received or 0))
             lost = max(0, counters.packets_lost - (previous.packets_lost or 0))
             loss = lost / (got + lost) if got + lost > 0 else 0.0
         return SessionStats(
@@ -118,7 +125,21 @@ class StatsSampler:
             frozen=frozen,
             candidate_pair=counters.candidate_pair,
             latency=latency,
+            packets_received=got,
+            packets_lost=lost,
         )
+
+
+def packet_loss_over(samples: Iterable[SessionStats]) -> float | None:
+    """The packet loss over many intervals, each weighted by its packets (``None`` when no
+    interval counted any): what a run or a stage of it really lost, where the mean of the
+    intervals' ratios would let a sparse interval (one loss in three packets) swing it."""
+    got = lost = 0
+    for stats in samples:
+        if stats.packets_received is not None and stats.packets_lost is not None:
+            got += stats.packets_received
+            lost += stats.packets_lost
+    return lost / (got + lost) if got + lost else None
 
 
 def _rate(now: int | None, before: int | None, span: float) -> float | None:

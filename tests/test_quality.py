@@ -14,6 +14,7 @@ from rxrealtime.quality import (
     SessionStats,
     StatsSampler,
     assess,
+    packet_loss_over,
 )
 
 on_next, on_completed = ReactiveTest.on_next, ReactiveTest.on_completed
@@ -62,7 +63,15 @@ def test_the_sampler_turns_counters_into_interval_figures() -> None:
     assert (figures.inbound_fps, figures.outbound_fps) == (15.0, 15.0)
     assert figures.inbound_bitrate_bps == 8000.0 and figures.outbound_bitrate_bps is None
     assert figures.packet_loss == 0.1  # 10 lost of 100 in the interval
+    assert (figures.packets_received, figures.packets_lost) == (90, 10)
     assert (figures.rtt_s, figures.freezes, figures.freeze_s) == (0.05, 1, 2.5)
+
+
+def test_loss_over_many_intervals_is_weighted_by_their_packets() -> None:
+    dense = stats(packet_loss=0.1, packets_received=900, packets_lost=100)
+    sparse = stats(packet_loss=0.5, packets_received=1, packets_lost=1)  # a stalled second
+    assert packet_loss_over([dense, sparse]) == 101 / 1002  # not the mean of ratios, 0.3
+    assert packet_loss_over([stats(), stats()]) is None  # no counts, no figure
 
 
 def test_the_quality_operator_emits_on_change_only_in_virtual_time() -> None:

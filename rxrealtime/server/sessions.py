@@ -23,6 +23,7 @@ from .. import protocol as p
 from ..media import SyntheticTrack
 from ..models import MODELS
 from ..options import MAX_PROMPT_CHARS
+from ..transports.jitter import install as install_jitter_buffer
 from .clock import TickLedger, run_billing_clock
 from .context import ServerContext
 from .livekit_rooms import SessionRoom
@@ -202,6 +203,9 @@ class ServerSession(ServerPeer):
 
             @pc.on("track")
             def on_track(track: MediaStreamTrack) -> None:
+                for transceiver in pc.getTransceivers():
+                    if transceiver.receiver.track is track:
+                        install_jitter_buffer(transceiver.receiver)  # as a real service recovers
                 if track.kind == "video" and not received:
                     received.append(track)
                     self._set_output(pc, track)

@@ -33,10 +33,13 @@ from typing import Any, TypeVar
 
 from ..server import EmbeddedServer
 from .netspec import (
+    NFT_TABLE,
     Impairment,
+    LinkCounters,
     LinkNames,
     NetworkUnavailable,
     nft_ruleset,
+    parse_counters,
     parse_rate,
     setup_commands,
     tc_commands,
@@ -62,13 +65,15 @@ def missing_requirements() -> str | None:
     return None
 
 
-def _run(cmd: list[str], stdin: str | None = None) -> None:
-    """Run one command; a leading ``-`` means its failure is expected and ignored."""
+def _run(cmd: list[str], stdin: str | None = None) -> str:
+    """Run one command, return its output; a leading ``-`` means its failure is expected
+    and ignored."""
     may_fail = cmd[0] == "-"
     argv = cmd[1:] if may_fail else cmd
     done = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
     if done.returncode != 0 and not may_fail:
         raise NetworkUnavailable(f"{' '.join(argv)} failed: {done.stderr.strip()}")
+    return done.stdout
 
 
 _libc: Any = None
@@ -190,6 +195,19 @@ class ImpairedNetwork:
             _run(["ip", "netns", "exec", ns, "nft", "-f", "-"], stdin=rules)
             for cmd in tc_commands(ns, dev, self.impairment.rate_bps):
                 _run(cmd)
+
+    def _read_counters(self) -> dict[str, LinkCounters]:
+        ends = zip(("server", "client"), self.names.ends(), strict=True)
+        return {end: parse_counters(_run(["ip", "netns", "exec", ns, "nft", "-j", "list",
+                                          "table", "inet", NFT_TABLE]))
+                for end, (ns, _) in ends}  # fmt: skip
+
+    async def counters(self) -> dict[str, LinkCounters]:
+        """What each end's egress really sent and dropped since the last change (``set``,
+        ``blackhole`` and ``restore`` reset them): ``"server"`` is the generated media
+        on its way to the client, ``"client"`` the camera on its way to the server. The
+        truth a session's measured loss is compared with."""
+        return await asyncio.to_thread(self._read_counters)
 
     async def set(self, *, loss: float | None = None, rate: str | int | None = None,
                   uncapped: bool = False) -> None:  # fmt: skip

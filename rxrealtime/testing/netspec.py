@@ -21,11 +21,13 @@ from ..exceptions import ConfigError
 __all__ = [
     "Blackhole",
     "Impairment",
+    "LinkCounters",
     "LinkNames",
     "NetworkUnavailable",
     "SpecError",
     "format_rate",
     "nft_ruleset",
+    "parse_counters",
     "parse_impairment",
     "parse_rate",
     "setup_commands",
@@ -34,6 +36,9 @@ __all__ = [
 ]
 
 NFT_TABLE = "rxrealtime_impair"
+UDP_SENT = "udp-sent"
+UDP_DROPPED = "udp-dropped"
+DARK_DROPPED = "dark-dropped"
 LOSS_SCALE = 10_000
 """``numgen random mod 10000 < N``: loss in basis points, so 2.5 % is exact."""
 
@@ -214,15 +219,22 @@ def tc_commands(ns: str, dev: str, rate_bps: int | None) -> list[list[str]]:
 def nft_ruleset(loss: float, dark: bool) -> str:
     """One atomic nft transaction: the table (made if missing), its output chain flushed and
     refilled. Egress only: each namespace drops what it sends, so each direction is
-    dropped once. ``dark``: everything is dropped (a blackhole)."""
+    dropped once. ``dark``: everything is dropped (a blackhole).
+
+    Counters ride along (UDP packets offered, UDP packets dropped), so a test compares
+    the loss a session measured with the loss the link *really* applied, not with the
+    nominal share: the random drop of a few hundred packets is itself a sample. Flushing
+    the chain resets them, so they count from the last change.
+    """
     points = round(loss * LOSS_SCALE)
-    rules = []
+    rules = [f'meta l4proto udp counter comment "{UDP_SENT}"']
     if dark:
-        rules.append("drop")
+        rules.append(f'counter drop comment "{DARK_DROPPED}"')
     elif points >= LOSS_SCALE:
-        rules.append("meta l4proto udp drop")
+        rules.append(f'meta l4proto udp counter drop comment "{UDP_DROPPED}"')
     elif points > 0:
-        rules.append(f"meta l4proto udp numgen random mod {LOSS_SCALE} < {points} drop")
+        rules.append(f"meta l4proto udp numgen random mod {LOSS_SCALE} < {points} "
+                     f"counter drop comment \"{UDP_DROPPED}\"")  # fmt: skip
     lines = [
         f"add table inet {NFT_TABLE}",
         f"add chain inet {NFT_TABLE} out {{ type filter hook output priority 0; policy accept; }}",
@@ -230,3 +242,38 @@ def nft_ruleset(loss: float, dark: bool) -> str:
         *(f"add rule inet {NFT_TABLE} out {rule}" for rule in rules),
     ]
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class LinkCounters:
+    """What one end's egress really did since the last change: UDP packets offered to the
+    link, UDP packets its random loss dropped, and packets of any kind a blackhole ate."""
+
+    udp_sent: int = 0
+    udp_dropped: int = 0
+    dark_dropped: int = 0
+
+    @property
+    def loss(self) -> float | None:
+        """The share of UDP packets the random loss dropped (``None`` before any was sent)."""
+        return self.udp_dropped / self.udp_sent if self.udp_sent else None
+
+    def __add__(self, other: LinkCounters) -> LinkCounters:
+        return LinkCounters(self.udp_sent + other.udp_sent,
+                            self.udp_dropped + other.udp_dropped,
+                            self.dark_dropped + other.dark_dropped)  # fmt: skip
+
+
+def parse_counters(nft_json: str) -> LinkCounters:
+    """The counters of :func:`nft_ruleset`'s rules from ``nft -j list table ...`` output."""
+    import json
+
+    found = {UDP_SENT: 0, UDP_DROPPED: 0, DARK_DROPPED: 0}
+    for item in json.loads(nft_json).get("nftables", []):
+        rule = item.get("rule")
+        if not rule or rule.get("comment") not in found:
+            continue
+        for expr in rule.get("expr", []):
+            if "counter" in expr:
+                found[rule["comment"]] += int(expr["counter"].get("packets", 0))
+    return LinkCounters(found[UDP_SENT], found[UDP_DROPPED], found[DARK_DROPPED])

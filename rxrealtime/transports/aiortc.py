@@ -23,6 +23,7 @@ from ..media import VIDEO_CLOCK_RATE, BorrowedTrack
 from ..quality import MediaCounters
 from .base import MediaContext, MediaTransport
 from .ice import CandidateBuffer, candidate_from_wire, create_peer_connection, gather_on_loopback
+from .jitter import install as install_jitter_buffer
 from .pacing import FramePacer, LoopLag
 
 __all__ = ["AiortcTransport"]
@@ -102,6 +103,7 @@ class AiortcTransport(MediaTransport):
             transceiver = pc.addTransceiver(_CountingTrack(track, self), direction="sendrecv")
         else:
             transceiver = pc.addTransceiver("video", direction="recvonly")
+        install_jitter_buffer(transceiver.receiver)
         if self.context.preferred_codec:
             transceiver.setCodecPreferences(_codecs_first(self.context.preferred_codec))
         offer = await pc.createOffer()
