@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 from conftest import wait_until
 from rich.console import Console
@@ -24,6 +25,7 @@ async def test_the_terminal_view_shows_quality_stats_and_time_to_first_frame(ser
     text = out.getvalue()
     assert "quality" in text and view.quality.level in text
     assert "fps / rtt / loss" in text and "first frame" in text
+    assert re.search(r"bitrate in / out\s+│?\s*\d+ kbit/s / \d+ kbit/s", text), text
 
 
 async def test_prometheus_exports_quality_fps_and_time_to_first_frame(server) -> None:

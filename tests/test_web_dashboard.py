@@ -208,6 +208,36 @@ def test_a_row_carries_glass_to_glass_latency_and_null_where_not_measured() -> N
     assert rows["c"] is None and rows["d"] is None
 
 
+def test_a_row_carries_the_measured_bitrate_and_null_until_measured() -> None:
+    from rxrealtime.quality import SessionStats
+
+    async def scenario() -> dict[str, Any]:
+        fleet = rt.Fleet()
+        sessions = {key: rt.Session("ws://127.0.0.1:9", api_key="k") for key in "abc"}
+        for key, session in sessions.items():
+            fleet.add(session, key=key)
+        dashboard = WebDashboard(fleet)
+        sessions["a"].stats.emit(
+            SessionStats(
+                1.0,
+                15.0,
+                15.0,
+                inbound_bitrate_bps=248_498.4,
+                outbound_bitrate_bps=317_984.0,
+                packet_loss=0.09,
+            )
+        )
+        sessions["b"].stats.emit(SessionStats(1.0, 15.0, 15.0))  # "c": no stats at all
+        snap = dashboard.state.snapshot()
+        await dashboard.stop()
+        return {row["key"]: row for row in snap["sessions"]}
+
+    rows = asyncio.run(scenario())
+    picked = {k: (r["bitrate_in_bps"], r["bitrate_out_bps"], r["loss"]) for k, r in rows.items()}
+    assert picked == {"a": (248_498, 317_984, 0.09), "b": (None, None, None),
+                      "c": (None, None, None)}  # fmt: skip
+
+
 # -- the page in a real browser -----------------------------------------------------
 
 CHROMIUM = os.environ.get("RXREALTIME_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -272,6 +302,9 @@ async def test_the_page_in_chromium(server: rt.EmbeddedServer, tmp_path: Path) -
                     r"picture-stamp, \d+ samples$",
                     await latency.text_content() or "",
                 )
+                bitrate = "document.querySelector('[data-field=bitrate]')?.textContent || ''"
+                rates = r"^\d+ kbit/s / \d+ kbit/s$|Mbit/s"
+                await poll(page, bitrate, lambda t: re.search(rates, t) is not None)
                 chart = "document.querySelectorAll('#chart canvas, #chart .u-series').length"
                 await poll(page, chart, lambda n: n >= 4)  # a plot and 3 series: time, 2 lines
                 text = await page.content()

@@ -147,15 +147,19 @@ class NetworkWatch:
 
     @property
     def packet_loss(self) -> float | None:
+        """The whole run's loss (``None`` before any media packet was counted)."""
         received, lost = self.packets
         return lost / (received + lost) if received + lost else None
 
     @property
     def loss_median(self) -> float | None:
+        """The median interval's loss: robust to a sparse interval, blind to a dark one
+        (an interval with no packet reads 0)."""
         seen = [s.packet_loss for s in self.samples if s.packet_loss is not None]
         return statistics.median(seen) if seen else None
 
     def _rate(self, pick: str) -> float | None:
+        """A figure over the run: each interval's value weighted by its length."""
         spans = [(v, s.interval_s) for s in self.samples if (v := getattr(s, pick)) is not None]
         seconds = sum(span for _, span in spans)
         return sum(v * span for v, span in spans) / seconds if seconds else None
@@ -172,10 +176,8 @@ class NetworkWatch:
     def inbound_fps(self) -> float | None:
         return self._rate("inbound_fps")
 
-    def latest(self) -> SessionStats | None:
-        return self.samples[-1] if self.samples else None
-
     def as_json(self) -> dict[str, Any]:
+        """The ``network`` object of ``demo --json``; each figure says how it was made."""
         received, lost = self.packets
 
         def rounded(value: float | None, digits: int) -> float | None:

@@ -58,6 +58,12 @@ def _latency(latency: GlassToGlass | None) -> dict[str, Any] | None:
             "source": latency.source}  # fmt: skip
 
 
+def _bps(stats: Any, name: str) -> float | None:
+    """A measured bitrate (bits/s, whole); ``None`` until measured, never 0."""
+    value = None if stats is None else getattr(stats, name, None)
+    return None if value is None else round(value)
+
+
 class SessionRow:
     """One session as the page shows it; subscribes at once, :meth:`dispose` stops."""
 
@@ -162,6 +168,8 @@ class SessionRow:
             "fps": None if st is None else round(st.inbound_fps, 1),
             "rtt_ms": None if st is None or st.rtt_s is None else round(st.rtt_s * 1000, 1),
             "loss": None if st is None or st.packet_loss is None else round(st.packet_loss, 4),
+            "bitrate_in_bps": _bps(st, "inbound_bitrate_bps"),
+            "bitrate_out_bps": _bps(st, "outbound_bitrate_bps"),
             "latency": None if st is None else _latency(st.latency),
             "reconnects": self.reconnects,
             "downtime_s": round(self.downtime_s, 3),

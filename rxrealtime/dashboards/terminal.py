@@ -30,7 +30,7 @@ from ..latency import GlassToGlass
 from ..operators import Projection, Stall, billed_seconds, projection, stall_detector
 from ..session import ConnectionState, Session
 
-__all__ = ["TerminalDashboard", "glass_to_glass", "sparkline"]
+__all__ = ["TerminalDashboard", "glass_to_glass", "kbits", "sparkline"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,14 @@ def _money(value: Decimal) -> str:
 
 def _ms(seconds: float | None) -> str:
     return "n/a" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+def kbits(bps: float | None) -> str:
+    """A measured bitrate as ``412 kbit/s`` (``1.25 Mbit/s`` from 1 Mbit/s on); ``n/a``
+    when not measured, never 0."""
+    if bps is None:
+        return "n/a"
+    return f"{bps / 1e6:.2f} Mbit/s" if bps >= 1e6 else f"{bps / 1000:.0f} kbit/s"
 
 
 def glass_to_glass(latency: GlassToGlass) -> str:
@@ -280,6 +288,8 @@ class TerminalDashboard:
             rtt = "n/a" if st.rtt_s is None else f"{st.rtt_s * 1000:.0f} ms"
             loss = "n/a" if st.packet_loss is None else f"{st.packet_loss:.1%}"
             table.add_row("fps / rtt / loss", f"{st.inbound_fps:.1f} / {rtt} / {loss}")
+            table.add_row("bitrate in / out", f"{kbits(st.inbound_bitrate_bps)} / "
+                          f"{kbits(st.outbound_bitrate_bps)}")  # fmt: skip
             if st.latency is not None:  # None: nothing matched yet, so no row (never 0)
                 table.add_row("glass-to-glass", glass_to_glass(st.latency))
         if self.first_frame_s is not None:

@@ -21,6 +21,10 @@
     : trim(Number(v).toFixed(Math.abs(Number(v)) >= 1 ? 2 : 4)));
   const trim = (t) => (t.includes(".") ? t.replace(/0+$/, "").replace(/\.$/, "") : t);
 
+  // A measured bitrate as the terminal view shows it: "412 kbit/s", "1.25 Mbit/s", or "n/a".
+  const kbits = (bps) => (bps === null || bps === undefined ? "n/a"
+    : bps >= 1e6 ? (bps / 1e6).toFixed(2) + " Mbit/s" : Math.round(bps / 1000) + " kbit/s");
+
   // Glass-to-glass latency, as the terminal view shows it: "p50 42 ms · p90 61 ms ·
   // first frame 0.84 s · picture-stamp, 120 samples"; a figure not measured is "n/a", never 0.
   function latency(g) {
@@ -110,6 +114,7 @@
     set(el, "quality", row.quality ? row.quality + (row.limiting ? " (" + row.limiting + ")" : "") : "n/a");
     set(el, "media", num(row.fps, 1) + " fps / " + (row.rtt_ms === null ? "n/a" : num(row.rtt_ms, 0) + " ms")
       + " / " + (row.loss === null ? "n/a" : num(row.loss * 100, 1) + " %"));
+    set(el, "bitrate", kbits(row.bitrate_in_bps) + " / " + kbits(row.bitrate_out_bps));
     set(el, "latency", latency(row.latency));
     set(el, "reconnects", row.reconnects + (row.reconnects ? " (" + num(row.downtime_s, 1) + " s down)" : ""));
     set(el, "errors", String(row.errors));
