@@ -16,7 +16,7 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 from aiortc import MediaStreamTrack, RTCPeerConnection
 
 from .. import protocol as p
@@ -26,6 +26,7 @@ from ..options import MAX_PROMPT_CHARS
 from ..transports.jitter import install as install_jitter_buffer
 from .clock import TickLedger, run_billing_clock
 from .context import ServerContext
+from .delivery import DeliveryBook, TcpProgress
 from .livekit_rooms import SessionRoom
 from .peer import ServerPeer
 from .video import GeneratedTrack, prompt_tint
@@ -36,6 +37,10 @@ logger = logging.getLogger(__name__)
 
 QUEUE_STEP_S = 0.2
 """One ``queue_position`` frame per step while the ``queue_for_s`` fault holds a session."""
+
+ACK_LOOK_S = 0.05
+"""When a written tick's acknowledgment is first looked for (a loopback or LAN round trip
+is well under it; a path with a longer one is looked at again at the next tick)."""
 
 SendObserver = Callable[["ServerSession", p.ServerMessage], None]
 """Told of each frame a streaming session sends its client, just before it is written."""
@@ -62,6 +67,9 @@ class ServerSession(ServerPeer):
         self.tint = prompt_tint("")
         self.image: bytes | None = None
         self.ledger = TickLedger()
+        self.delivery = DeliveryBook()
+        """Ticks written and the ones the client's TCP acknowledged (a dead path's)."""
+        self._tcp = TcpProgress(transport)
         self.output: GeneratedTrack | None = None
         self.room: SessionRoom | None = None
         """The session's LiveKit room, once it sent ``livekit_join`` (LiveKit mode)."""
@@ -109,7 +117,15 @@ class ServerSession(ServerPeer):
 
         True if the client itself got it (viewers come and go; they do not count).
         """
+        if isinstance(message, p.GenerationTick):
+            self._note_acked()
         delivered = await self.send(message)
+        if delivered and isinstance(message, p.GenerationTick):
+            ends_at = self._tcp.written()
+            if ends_at is not None:
+                self.delivery.sent(message.seconds, ends_at)
+                # a healthy path acknowledges within a round trip: look again soon after
+                asyncio.get_running_loop().call_later(ACK_LOOK_S, self._note_acked)
         for viewer in list(self.viewers):
             await viewer.send(message)
         return delivered
@@ -277,6 +293,7 @@ class ServerSession(ServerPeer):
         would make "no tick lost" untestable.
         """
         self.server.count("socket_drops")
+        self._note_acked()  # what arrived before the drop stays billed
         if self.transport is not None:
             self.transport.close()
 
@@ -305,6 +322,20 @@ class ServerSession(ServerPeer):
         await self.broadcast(p.GenerationEnded(seconds=self.billed, reason=reason))
         await self.ws.close()
 
+    def _note_acked(self) -> None:
+        acked = self._tcp.acked()
+        if acked is not None:
+            self.delivery.acked(acked)
+
+    def billed_when_closed(self) -> int:
+        """The seconds billed once the connection is over: a connection that ended without
+        a close handshake (the path went dark, the client gave up) keeps only the ticks
+        its client's TCP acknowledged; the ones queued into the dark never arrived."""
+        self._note_acked()
+        if self.ws.close_code not in (None, WSCloseCode.ABNORMAL_CLOSURE):
+            return self.billed
+        return self.billed - self.delivery.unconfirmed_seconds
+
     async def close(self) -> None:
         self._closing = True  # a late frame starts no clock
         tasks = [t for t in (self._clock, self._starter, *self._timers) if t is not None]
@@ -315,7 +346,7 @@ class ServerSession(ServerPeer):
         try:
             await asyncio.gather(*(t for t in tasks if t is not current), return_exceptions=True)
         finally:  # recorded even if this close is itself cancelled
-            self.server.billed_by_session[self.id] = self.billed
+            self.server.billed_by_session[self.id] = self.billed_when_closed()
         room, self.room = self.room, None
         if room is not None:
             self.server.rooms.pop(room.name, None)

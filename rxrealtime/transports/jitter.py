@@ -45,12 +45,14 @@ class RecoveringJitterBuffer(JitterBuffer):
     """aiortc's video jitter buffer, with holes given up after ``max_wait_s`` of media."""
 
     def __init__(self, *, max_wait_s: float = DEFAULT_MAX_WAIT_S, clock_rate: int = 90_000,
-                 capacity: int = CAPACITY) -> None:  # fmt: skip
+                 capacity: int = CAPACITY, min_request_gap_s: float = 1.0) -> None:  # fmt: skip
         super().__init__(capacity=capacity, is_video=True)
         self.max_wait = int(max_wait_s * clock_rate)
         self.holes_skipped = 0
         """Holes given up (each costs a frame or two and a keyframe request)."""
         self._skipped = False
+        self._asked_at: int | None = None
+        self.min_request_gap = int(min_request_gap_s * clock_rate)
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         pli, frame = super().add(packet)
@@ -62,8 +64,17 @@ class RecoveringJitterBuffer(JitterBuffer):
         if self._skipped:
             self._skipped = False
             self.holes_skipped += 1
-            return True, self._remove_frame(packet.sequence_number)
+            return self._may_ask(packet.timestamp), self._remove_frame(packet.sequence_number)
         return pli, None
+
+    def _may_ask(self, now: int) -> bool:
+        """At most one keyframe request per ``min_request_gap`` of media: a keyframe is
+        several times a delta frame, and on a lossy, capped link asking for one per
+        given-up hole makes bursts that overflow the cap's queue and lose more."""
+        if self._asked_at is not None and _rtp_after(now, self._asked_at) < self.min_request_gap:
+            return False
+        self._asked_at = now
+        return True
 
     def _past_stale_hole(self, newest: int) -> JitterFrame | None:
         """Move past the first hole once ``max_wait`` of media has queued behind it.

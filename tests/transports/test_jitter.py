@@ -80,3 +80,12 @@ def test_timestamps_that_wrap_around_are_not_mistaken_for_a_long_wait() -> None:
         packet.timestamp = (packet.timestamp + 2**32 - 5 * FRAME_TICKS) % 2**32
     frames, plis = feed(buffer, stream[:36])
     assert frames == list(range(10)) and plis == 0
+
+
+def test_keyframes_are_asked_for_at_most_once_a_second_of_media() -> None:
+    # frames 10 and 20 damaged (0.67 s apart at 15 fps), then frame 60 (2.7 s later)
+    stream = packets(range(100), lose={31, 61, 181})
+    buffer = RecoveringJitterBuffer(max_wait_s=0.2)
+    frames, plis = feed(buffer, stream)
+    assert buffer.holes_skipped == 3 and plis == 2  # the second hole's request is held back
+    assert {10, 20, 60}.isdisjoint(frames) and frames[-1] == 98
