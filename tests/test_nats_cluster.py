@@ -14,6 +14,7 @@ kills is printed (``-s`` not needed) as the figures docs/fleets.md quotes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -23,7 +24,9 @@ from typing import Any
 
 import pytest
 
+import rxrealtime as rt
 from rxrealtime import cli
+from rxrealtime import protocol as p
 
 try:
     import rxrealtime.nats as rtn
@@ -190,3 +193,100 @@ def test_cli_demo_on_a_local_cluster_is_exact(capsys: pytest.CaptureFixture[str]
     assert code in (0, 1)
     assert cli.main(["fleet", "--cluster", "3", "--nats", "nats://127.0.0.1:4222"]) == 1
     assert "--cluster starts a local cluster" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(60)
+async def test_the_budget_guard_while_the_stream_leader_is_killed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The budget is crossed on the servers while the stream elects a new leader.
+
+    The guard can only count what reaches the stream, so it crosses once the stream has a
+    leader again and the publisher's retries land; from that crossing, every session must
+    stop within one tick, and the totals stay exact. How late the crossing is (and how many
+    seconds were billed past the budget meanwhile) is the measured figure."""
+    sessions_n, tick_s, margin_s = 6, 0.1, 0.5
+    rate = sessions_n / tick_s  # billed seconds per second, the fleet's
+    budget = 200
+    async with rtn.local_nats_cluster(3) as cluster:
+        agg_conn = await rtn.connect(cluster.url, name="guard-aggregator")
+        worker_conn = await rtn.connect(cluster.url, name="guard-worker")
+        js = agg_conn.jetstream(timeout=0.5)
+        agg = await rtn.fleet(agg_conn, durable="guard", budget_s=budget)
+        async with rt.serve_embedded(tick_interval_s=tick_s) as server:
+            sessions = [
+                rt.Session(server.url, api_key=server.api_key, model="lucy-2.6")
+                for _ in range(sessions_n)
+            ]
+            publisher = await rtn.publish(sessions, worker_conn, worker="guard-w")
+            obeyer = await rtn.obey(sessions, worker_conn, publisher=publisher)
+            ticks: list[tuple[float, int]] = []  # (when a session got it, seconds it added)
+            tick_times: dict[int, list[float]] = {id(s): [] for s in sessions}
+            last_seconds: dict[int, int] = {id(s): 0 for s in sessions}
+
+            def on_tick(tick: p.GenerationTick, s: rt.Session) -> None:
+                now = time.time()
+                tick_times[id(s)].append(now)
+                ticks.append((now, tick.seconds - last_seconds[id(s)]))
+                last_seconds[id(s)] = tick.seconds
+
+            for s in sessions:
+                s.generation_ticks.subscribe(lambda t, s=s: on_tick(t, s))
+                s.session_started.subscribe(lambda _, s=s: last_seconds.__setitem__(id(s), 0))
+            received_at: list[float] = []
+            obeyer.commands.subscribe(lambda _: received_at.append(time.time()))
+            await asyncio.gather(*(s.connect(prompt="guard") for s in sessions))
+            # kill the stream's leader half a second of billing before the budget
+            await eventually(lambda: agg.total_billed_s >= budget - rate * margin_s, timeout=20)
+            leader = await stream_leader(js)
+            t_kill = time.time()
+            await cluster.kill(leader)
+            elected: list[float] = []
+            election = asyncio.ensure_future(stream_leader(js, timeout=30))
+            election.add_done_callback(lambda _: elected.append(time.time()))
+            # the node comes back 2 s later, as a supervised one would, mid-election (left
+            # down, the two others once stayed without a stream leader for over 30 s in
+            # 12 runs here)
+            back = asyncio.ensure_future(cluster.restart(leader, down_s=2.0))
+            await eventually(lambda: all(s.closed for s in sessions), timeout=40)
+            new_leader = await election
+            await back
+            await publisher.close(timeout_s=15)
+            await obeyer.close()
+        billed = dict(server.billed_by_session)
+        with contextlib.suppress(AssertionError):
+            await eventually(lambda: agg.billed_by_server_session == billed, timeout=20)
+        assert publisher.dropped == 0
+        assert agg.billed_by_server_session == billed  # per server session, exactly
+        crossed = agg.budget_crossed_at
+        assert crossed is not None and received_at
+        running, servers_crossed = 0, None
+        for at, added in sorted(ticks):
+            running += added
+            if running >= budget:
+                servers_crossed = at
+                break
+        assert servers_crossed is not None and elected
+        # from the aggregator's crossing, every session stops within one tick
+        late = {i: sum(t > crossed for t in tick_times[id(s)]) for i, s in enumerate(sessions)}
+        assert all(n <= 1 for n in late.values()), late
+        assert agg.total_billed_s == sum(billed.values()) >= budget
+        figures = {
+            "sessions": sessions_n,
+            "tick_interval_s": tick_s,
+            "budget_s": budget,
+            "stream_leader_killed": leader,
+            "new_stream_leader": new_leader,  # may be the killed one, back after 2 s
+            "stream_leader_elected_after_kill_s": round(elected[0] - t_kill, 2),
+            "servers_crossed_after_kill_s": round(servers_crossed - t_kill, 2),
+            "aggregator_crossed_after_kill_s": round(crossed - t_kill, 2),
+            "guard_late_by_s": round(crossed - servers_crossed, 2),
+            "command_reached_worker_ms": round((received_at[0] - crossed) * 1000, 1),
+            "ticks_after_crossing_per_session": late,
+            "billed_past_budget_s": sum(billed.values()) - budget,
+        }
+        with capsys.disabled():
+            print("\nnats budget guard during an election:", json.dumps(figures))
+        await agg.close()
+        await agg_conn.close()
+        await worker_conn.close()

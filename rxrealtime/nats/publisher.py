@@ -302,11 +302,20 @@ class Publisher:
 
     # -- buffer -> JetStream -------------------------------------------------------------
 
-    async def ensure_stream(self) -> None:
+    async def ensure_stream(self, timeout_s: float = 5.0) -> None:
         """Create the fleet's JetStream stream if it is missing (:func:`.ensure_stream`);
-        raises :class:`FleetConnectError` if JetStream does not answer. The sender calls
-        it by itself, again whenever JetStream says the stream is gone."""
-        await ensure_stream(self._js, self.subjects, stream=self.stream, replicas=self.replicas)
+        raises :class:`FleetConnectError` if JetStream does not answer within
+        ``timeout_s``. The sender calls it by itself, again whenever JetStream says the
+        stream is gone, which is also what a stream electing a leader says (no
+        responders): then a request lost in the election is tried again after
+        ``ack_timeout_s``, not 5 s (the lag a stop of the budget guard waits out)."""
+        await ensure_stream(
+            self._js,
+            self.subjects,
+            stream=self.stream,
+            replicas=self.replicas,
+            timeout_s=timeout_s,
+        )
         self.stream_ready = True
 
     async def _run(self) -> None:
@@ -333,7 +342,7 @@ class Publisher:
                 continue
             if not self.stream_ready:
                 try:
-                    await self.ensure_stream()
+                    await self.ensure_stream(timeout_s=self.ack_timeout_s)
                 except Exception as exc:  # FleetConnectError, or the connection closing
                     logger.warning("fleet publisher %s: %s", self.worker, exc)
                     await asyncio.sleep(backoff)
