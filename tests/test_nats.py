@@ -249,6 +249,29 @@ async def test_a_full_buffer_drops_superseded_ticks_first_and_says_so(
     await agg.close()
 
 
+async def test_a_server_session_that_ends_before_its_first_tick_is_billed_at_0_by_both(
+    nc: Any,
+) -> None:
+    # a drop just before a worker stops: the session reconnects, its new server session
+    # ends before its first tick; the server lists it at 0 s and so must the fleet
+    agg = await rtn.fleet(nc, durable=None, deliver_new=True)
+    async with rt.serve_embedded(tick_interval_s=0.1) as server:
+        fast = rt.ReconnectPolicy(initial_delay_s=0.05, max_delay_s=0.2)
+        session = rt.Session(server.url, api_key=server.api_key, model="lucy-2.6", reconnect=fast)
+        publisher = await rtn.publish(session, nc, worker="w1")
+        sids: list[str] = []
+        session.session_started.subscribe(lambda i: sids.append(i.sid))
+        await session.connect(prompt="zero")
+        await eventually(lambda: agg.total_billed_s >= 2)
+        server.drop_session(sids[-1])
+        await eventually(lambda: len(sids) == 2, timeout=10)
+        await session.disconnect()  # before the new server session's first tick
+        await publisher.close()
+    assert server.billed_by_session[sids[1]] == 0
+    await eventually(lambda: agg.billed_by_server_session == server.billed_by_session)
+    await agg.close()
+
+
 # -- the budget guard --------------------------------------------------------------------------
 
 

@@ -186,11 +186,14 @@ def test_cli_demo_on_a_local_cluster_is_exact(capsys: pytest.CaptureFixture[str]
     argv = ["demo", "--workers", "2", "--sessions", "1", "--cluster", "3", "--seconds", "3"]
     argv += ["--tick-interval", "0.1"]  # (at 0.5 s a 2 s run can end with a 0 s session)
     code = cli.main([*argv, "--json"])
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    # the totals must agree; the demo's per-server-session "exact" (its exit code) failed
-    # once in 4 runs here, not yet explained (a 0 s server session at the end?)
+    out = capsys.readouterr()
+    lines = out.out.strip().splitlines()
+    assert lines, f"exit {code}: {out.err[-3000:]}"
+    summary = json.loads(lines[-1])
+    # exact per server session (a reconnect just before a worker stops leaves a server
+    # session at 0 s: the fleet lists it too, see test_nats.py)
+    assert summary["exact"] and code == 0, summary
     assert summary["fleet_billed_s"] == summary["servers_billed_s"] > 0, summary
-    assert code in (0, 1)
     assert cli.main(["fleet", "--cluster", "3", "--nats", "nats://127.0.0.1:4222"]) == 1
     assert "--cluster starts a local cluster" in capsys.readouterr().err
 

@@ -131,6 +131,28 @@ def test_ledger_counts_max_per_server_session_and_keeps_the_first_key() -> None:
     assert not late.duplicate and late.delta == 0 and ledger.total == 5
 
 
+def test_ledger_lists_a_server_session_that_billed_nothing() -> None:
+    # a reconnect just before the worker stops: its new server session ends before its
+    # first tick; the servers list it at 0 s, so must the fleet
+    ledger = FleetLedger()
+    ledger.apply(tick(3, sid="a", seq=1, key="a"))
+    gone = StateFrame(
+        worker="w", client="c1", key="a", sid="b", model="m", seq=2, at=2.0,
+        state=S.DISCONNECTED,
+    )  # fmt: skip
+    ledger.apply(gone)
+    assert ledger.billed_by_server_session == {"a": 3, "b": 0}
+    assert ledger.total == 3 and ledger.members["c1"].total == 3
+    restored = FleetLedger()
+    restored.restore(ledger.record("c1"))
+    assert restored.billed_by_server_session == {"a": 3, "b": 0}
+    pending = StateFrame(
+        worker="w", client="c2", key="", sid="", model="m", seq=1, at=1.0, state=S.CONNECTING
+    )
+    ledger.apply(pending)  # no server session yet: nothing listed
+    assert ledger.members["c2"].billed == {}
+
+
 def test_ledger_states_take_the_newest_and_count_generating() -> None:
     ledger = FleetLedger()
 

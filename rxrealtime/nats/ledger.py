@@ -151,6 +151,11 @@ class FleetLedger:
         delta = 0
         state_changed = False
         generating_change = 0
+        if frame.sid and frame.sid not in member.billed:
+            # any frame names its server session: one that ends before its first tick
+            # (a reconnect just before the worker stops) is still a server session the
+            # servers list, at 0 s; without this the fleet never heard of it
+            member.billed[frame.sid] = 0
         if isinstance(frame, (TickFrame, EndedFrame)):
             before = member.billed.get(frame.sid, 0)
             if frame.seconds > before or frame.sid not in member.billed:
