@@ -450,7 +450,9 @@ def test_bench_nats_quick_runs_and_reports_beside_the_in_process_fleet(tmp_path:
     assert any(n.startswith("cluster R3 |") and n.endswith("| events/s") for n in names), names
     assert any("flood (saturation)" in n for n in names), names
     for row in doc["rows"]:
-        if row["unit"] == "events" or "growth" in row["name"]:  # drops, memory grown: may be 0
+        if "growth" in row["name"]:  # a warm heap may even shrink
+            continue
+        if row["unit"] == "events":  # drops: 0 is the hope
             assert row["median"] >= 0, row
         else:
             assert row["median"] > 0, row

@@ -124,7 +124,8 @@ class LocalNatsCluster:
 
     @property
     def url(self) -> str:
-        """The client URLs comma-separated, as ``--nats`` and :func:`rxrealtime.nats.connect` take them."""
+        """The client URLs comma-separated, as ``--nats`` and
+        :func:`rxrealtime.nats.connect` take them."""
         return ",".join(self.urls)
 
     def node(self, which: int | str | ClusterNode) -> ClusterNode:

@@ -52,6 +52,32 @@ async def _until(predicate: Callable[[], bool], timeout_s: float) -> bool:
     return True
 
 
+def ledger_bytes(n: int, ticks: int = 3) -> int:
+    """What an aggregator holds for ``n`` sessions: a FleetLedger fed a state and
+    ``ticks`` ticks per session, measured with tracemalloc (apart from the timed runs,
+    whose process RSS a warm heap blurs)."""
+    import tracemalloc
+
+    from rxrealtime.nats import FleetLedger, StateFrame, TickFrame
+    from rxrealtime.states import ConnectionState
+
+    tracemalloc.start()
+    try:
+        ledger = FleetLedger()
+        for i in range(n):
+            ids = {"worker": "load", "client": f"c{i:012d}", "key": f"load-{i}"}
+            ids |= {"sid": f"load-{i}", "model": "lucy-2.6"}
+            state = ConnectionState.GENERATING
+            ledger.apply(StateFrame(**ids, seq=1, at=time.time(), state=state))
+            for t in range(1, ticks + 1):
+                ledger.apply(TickFrame(**ids, seq=1 + t, at=time.time(), seconds=t))
+        ledger.dirty.clear()  # the checkpoint's to-do list, emptied by each save
+        used, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return used
+
+
 def _servers_cpu_s(cluster: Any) -> float:
     """CPU seconds the cluster's nats-server processes have used so far."""
     return sum(process_cpu_s(node.pid) or 0.0 for node in cluster.nodes if node.pid)
@@ -124,6 +150,7 @@ async def run_level(cluster: Any, n: int, seconds: float, mode: str, tag: str) -
         "servers_us_per_event": 1e6 * (servers1 - servers0) / ticks,
         "publisher_rss_mib": ran["max_rss"] / MiB,
         "publisher_sessions_mib": (ready["rss"] - ready["rss_base"]) / MiB,
+        "aggregator_rss_mib": agg_rss / MiB,
         "aggregator_growth_mib": (agg_rss - rss0) / MiB,
         "max_buffered": ran["max_buffered"],
         "dropped": ran["dropped"],
@@ -143,7 +170,8 @@ ROWS = (
     ("aggregator_us_per_event", "aggregator CPU per event", "us"),
     ("servers_us_per_event", "3 nats-servers CPU per event", "us"),
     ("publisher_rss_mib", "publisher process RSS (peak)", "MiB"),
-    ("aggregator_growth_mib", "aggregator process RSS growth", "MiB"),
+    ("aggregator_rss_mib", "aggregator process RSS (the bench's, earlier levels too)", "MiB"),
+    ("aggregator_growth_mib", "aggregator process RSS growth (a warm heap hides some)", "MiB"),
     ("storage_mib_per_hour", "JetStream storage per hour of fleet time (1 replica)", "MiB/h"),
     ("bytes_per_event", "JetStream bytes per event", "bytes"),
     ("dropped", "events dropped by the publisher", "events"),
@@ -192,6 +220,11 @@ async def measure_cluster(config: Config, result: SuiteResult) -> None:
             flood_n = min(FLOOD_SESSIONS, levels[-1])
             floods.append(await run_level(cluster, flood_n, flood_s, "flood", f"f-{rep}"))
     medians = {n: _add_rows(result, f"cluster R3 | {n} sessions", runs[n]) for n in levels}
+    for n in levels:
+        held = ledger_bytes(n)
+        result.row(f"cluster R3 | {n} sessions | aggregator ledger (tracemalloc)", "MiB",
+                   summary([held / MiB]))  # fmt: skip
+        result.extra[f"cluster_ledger_bytes_per_session_{n}"] = held / n
     flood = _add_rows(result, "cluster R3 | flood (saturation)", floods)
     largest, at = levels[-1], medians[levels[-1]]
     note = _arithmetic(flood, at, largest)
