@@ -93,3 +93,29 @@ async def test_a_wrong_key_on_watch_stream_is_an_auth_error(lk_server) -> None:
     with pytest.raises(rt.AuthError, match="unauthorized"):
         await viewer.connect()
     await viewer.disconnect()
+
+
+async def test_stats_carry_loss_bitrate_and_rtt_from_livekits_own_report(lk_server) -> None:
+    """On loopback nothing is lost: a loss of 0 over packets really counted (not ``None``,
+    what the transport reported before it read LiveKit's stats), a positive bitrate both
+    ways, an RTT off the selected candidate pair; and a sample taken once the room is gone
+    gives the frame count alone instead of raising into the session."""
+    session = lk_session(lk_server)
+    samples: list[rt.quality.SessionStats] = []
+    session.stats.subscribe(samples.append)
+    async with session.connect(local_track=rt.media.SyntheticTrack(320, 180, fps=15)):
+        await wait_until(lambda: len(samples) >= 3, timeout=15)
+        transport = session.media_transport
+        assert isinstance(transport, LivekitTransport)
+        counters, raw = await transport.sample()
+        assert raw is not None and any(r.WhichOneof("stats") == "inbound_rtp"
+                                       for r in raw["generated"])  # fmt: skip
+    last = samples[-1]
+    assert last.packet_loss == 0.0 and (last.packets_received or 0) > 0
+    assert (last.inbound_bitrate_bps or 0) > 0 and (last.outbound_bitrate_bps or 0) > 0
+    assert last.rtt_s is not None and 0 <= last.rtt_s < 0.1
+    assert last.candidate_pair == "host" and last.inbound_fps > 5
+    assert counters.packets_received and counters.packets_received >= last.packets_received
+    after, raw_after = await transport.sample()  # closed: the room is disconnected
+    assert raw_after is None and after.packets_received is None
+    assert after.frames_sent >= counters.frames_sent > 0

@@ -29,7 +29,9 @@ from ..exceptions import (
     SecretScope,
 )
 from ..latency import StampBook
+from ..quality import MediaCounters
 from .base import MediaContext, MediaTransport
+from .livekit_stats import media_counters
 
 __all__ = ["GENERATED_IDENTITY_PREFIX", "LivekitTransport", "load_livekit"]
 
@@ -86,6 +88,10 @@ class LivekitTransport(MediaTransport):
         self._secrets = SecretScope()
         """This link's room token: redacted until :data:`TOKEN_GRACE_S` after the link closes."""
         self._frame_ids = 0
+        self._pumped = False
+        """Whether this link pumps the user's frames (and counts them) or publishes the
+        user's own LiveKit track as it is (then the encoder's count is the one there is)."""
+        self._generated_tracks: list[Any] = []
         self._sent = StampBook()
         """When each frame this link published was captured, by its frame id."""
 
@@ -174,6 +180,27 @@ class LivekitTransport(MediaTransport):
             await self.room.disconnect()
         asyncio.get_running_loop().call_later(TOKEN_GRACE_S, self._secrets.release)
 
+    async def sample(self) -> tuple[MediaCounters, Any]:
+        """Counters from LiveKit's WebRTC stats (see :mod:`.livekit_stats`): the room's
+        records and the generated tracks' own. A room not (or no longer) connected, or a
+        stats request that fails as the room closes, gives the frame count alone."""
+        frames_sent = self._frame_ids if self._pumped else None
+        room = self.room
+        if room is None or self._closing or not room.isconnected():
+            return MediaCounters(frames_sent=self._frame_ids), None
+        try:
+            stats = await room.get_rtc_stats()
+        except Exception as exc:  # RuntimeError("the room isn't connected"), an FFI error
+            logger.debug("LiveKit stats unavailable: %r", exc)
+            return MediaCounters(frames_sent=self._frame_ids), None
+        tracks = self._generated_tracks
+        answers = await asyncio.gather(*(t.get_stats() for t in tracks), return_exceptions=True)
+        generated = [r for a in answers if not isinstance(a, BaseException) for r in a]
+        records = [*stats.publisher_stats, *stats.subscriber_stats]
+        counters = media_counters(records, generated, frames_sent=frames_sent)
+        raw = {"room": records, "generated": generated}
+        return counters, raw
+
     # -- the room --------------------------------------------------------------------
 
     def _on_track_subscribed(self, track: Any, publication: Any, participant: Any) -> None:
@@ -183,6 +210,8 @@ class LivekitTransport(MediaTransport):
         if not participant.identity.startswith(GENERATED_IDENTITY_PREFIX):
             return
         self.context.track_received(track)
+        if track not in self._generated_tracks:
+            self._generated_tracks.append(track)
         self._spawn(self._pump_generated(track))
         if self._generated is not None and not self._generated.done():
             self._generated.set_result(track)
@@ -231,6 +260,7 @@ class LivekitTransport(MediaTransport):
         local = rtc.LocalVideoTrack.create_video_track("camera", source)
         await self.room.local_participant.publish_track(local, options)
         packer = _I420Packer(rtc)
+        self._pumped = True
         self._capture(source, packer, first)
         self._spawn(self._pump_local(track, source, packer))
 
