@@ -160,14 +160,26 @@ class LocalNatsCluster:
         running = {n.name for n in self.nodes if n.running}
         return leader if leader in running else None
 
+    async def peers_current(self, leader: str) -> bool:
+        """Whether the meta ``leader`` counts every other running node as a current peer.
+
+        The nodes agree on a leader before it has caught every peer up; a replicated
+        stream created in that gap can wait past a client's 5 s timeout (the CLI demo on
+        a fresh cluster failed so, with "JetStream does not answer")."""
+        doc = await self.node(leader).jsz()
+        replicas = ((doc or {}).get("meta_cluster") or {}).get("replicas") or []
+        current = {r.get("name") for r in replicas if r.get("current")}
+        return {n.name for n in self.nodes if n.running and n.name != leader} <= current
+
     async def wait_ready(self, timeout_s: float = 30.0) -> str:
-        """Wait until the running nodes agree on a meta leader; returns its name.
+        """Wait until the running nodes agree on a meta leader and it has every one of
+        them as a current peer (:meth:`peers_current`); returns its name.
 
         Raises ``RuntimeError`` (with each node's log tail) after ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         while True:
             leader = await self.meta_leader()
-            if leader is not None:
+            if leader is not None and await self.peers_current(leader):
                 return leader
             if time.monotonic() > deadline:
                 tails = {n.name: n.log_path.read_text(errors="replace")[-400:] for n in self.nodes}
