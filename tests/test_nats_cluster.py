@@ -9,6 +9,10 @@ The durable aggregator's total must equal, per server session, what the workers'
 servers billed: nothing lost, nothing counted twice; a viewer replaying the stream
 afterwards must agree. The aggregator's tick-to-total lag before, during and after the
 kills is printed (``-s`` not needed) as the figures docs/fleets.md quotes.
+
+Also: the budget guard while the stream leader is killed just before the budget (how
+late it crosses, and that every session stops within one tick of that crossing), and
+the CLI demo on a local cluster, exact per server session.
 """
 
 from __future__ import annotations

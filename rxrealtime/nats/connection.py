@@ -191,7 +191,8 @@ def check_replicas(replicas: int | None, nc: Client) -> int:
 def jetstream_unavailable(url: str, exc: BaseException) -> FleetConnectError:
     return FleetConnectError(
         f"JetStream does not answer on the NATS server at {url} ({type(exc).__name__}: "
-        f"{exc}); start nats-server with -js (and -sd DIR to keep the store)"
+        f"{exc}); start nats-server with -js (and -sd DIR to keep the store); on a "
+        f"cluster, a stream electing a leader answers so for a few seconds"
     )
 
 
