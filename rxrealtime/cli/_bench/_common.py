@@ -6,7 +6,9 @@ re-read by the report writer and compared across runs without any class to impor
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import json
 import os
 import platform
 import statistics
@@ -20,10 +22,12 @@ from typing import Any
 __all__ = [
     "Config",
     "SuiteResult",
+    "child_stdin",
     "interleaved",
     "machine_info",
     "percentile",
     "ratio_per_repeat",
+    "reply",
     "summary",
 ]
 
@@ -176,3 +180,20 @@ def machine_info() -> dict[str, Any]:
             for d in ("rxrealtime", "msgspec", "pydantic", "reactivex", "aiohttp", "aiortc")
         },
     }
+
+
+# -- the line protocol of a suite's child processes ------------------------------------
+
+
+async def child_stdin(limit: int = 2**16) -> asyncio.StreamReader:
+    """The child's stdin as a stream: the parent writes one JSON command a line."""
+    loop = asyncio.get_running_loop()
+    stdin = asyncio.StreamReader(limit=limit)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    return stdin
+
+
+def reply(*values: Any) -> None:
+    """One JSON line to the parent, flushed at once (it waits on it)."""
+    sys.stdout.write(json.dumps(values) + "\n")
+    sys.stdout.flush()

@@ -38,6 +38,7 @@ from ...exceptions import RealtimeError
 from ...models import DEFAULT_MODEL
 from ...states import ConnectionState, SessionInfo
 from ...streams import HotStream
+from ._common import child_stdin, reply
 from ._scale_probe import rss_bytes
 
 __all__ = ["AHEAD", "TickSource", "main"]
@@ -130,13 +131,7 @@ class Load:
 async def main(args: dict[str, Any]) -> None:
     import rxrealtime.nats  # noqa: F401  (imported before the baseline RSS)
 
-    loop = asyncio.get_running_loop()
-    stdin = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
-
-    def reply(*values: Any) -> None:
-        sys.stdout.write(json.dumps(values) + "\n")
-        sys.stdout.flush()
+    stdin = await child_stdin()
 
     base = rss_bytes()
     load = Load(args["n"])

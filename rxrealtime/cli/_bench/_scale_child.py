@@ -28,6 +28,7 @@ import sys
 import time
 from typing import Any
 
+from ._common import child_stdin, reply
 from ._scale_probe import MainProfile, rss_bytes, snapshot
 
 __all__ = ["main"]
@@ -104,13 +105,7 @@ class Level:
 
 async def main(args: dict[str, Any]) -> None:
     _import_media_stack()
-    loop = asyncio.get_running_loop()
-    stdin = asyncio.StreamReader(limit=16 * 1024 * 1024)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
-
-    def reply(*values: Any) -> None:
-        sys.stdout.write(json.dumps(values) + "\n")
-        sys.stdout.flush()
+    stdin = await child_stdin(limit=16 * 1024 * 1024)
 
     level = Level(
         args["k"], args["width"], args["height"], args["fps"], args.get("video_backoff", True)

@@ -66,6 +66,7 @@ def bench_transports() -> tuple[list[str], str]:
 async def _serve(settings: dict[str, Any]) -> None:
     from ... import protocol as p
     from ...server import ServerSession, serve_embedded
+    from ._common import child_stdin, reply
     from ._scale_probe import MainProfile, process_cpu_s, snapshot
 
     tick_log: list[tuple[str, int, int]] = []
@@ -76,13 +77,7 @@ async def _serve(settings: dict[str, Any]) -> None:
         if type(message) is p.GenerationTick:
             tick_log.append((session.id, message.seconds, time.monotonic_ns()))
 
-    loop = asyncio.get_running_loop()
-    stdin = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
-
-    def reply(*values: Any) -> None:
-        sys.stdout.write(json.dumps(values) + "\n")
-        sys.stdout.flush()
+    stdin = await child_stdin()
 
     counter = 0
     async with serve_embedded(**settings) as server:
