@@ -49,6 +49,10 @@ async def run_serve(settings: ServerSettings) -> None:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+    # once stopped (every session ended), what it billed, for a caller to compare with
+    # its clients' totals: one JSON line on stdout
+    billed = dict(server.billed_by_session)
+    print(json.dumps({"billed_s": sum(billed.values()), "billed_by_session": billed}), flush=True)
 
 
 def _positive_float(text: str) -> float:

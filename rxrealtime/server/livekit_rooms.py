@@ -2,10 +2,12 @@
 
 By default :class:`LivekitRooms` starts a local livekit-server on free loopback ports
 (:mod:`rxrealtime.server.livekit_server`, a random API secret) and stops it with the embedded
-server; ``ServerSettings.livekit_url/key/secret`` name an existing one instead. Each
-session that sends ``livekit_join`` gets a :class:`SessionRoom`: a room made with the
-RoomService API, an access token for the client (publish and subscribe, that room
-only), and the server's own generating participant (:mod:`.livekit_video`).
+server; on the embedded server's own address instead when that is a concrete IPv4 one
+(``--host 10.200.0.1``: where its clients can reach it, see :func:`livekit_host`);
+``ServerSettings.livekit_url/key/secret`` name an existing one instead. Each session
+that sends ``livekit_join`` gets a :class:`SessionRoom`: a room made with the RoomService
+API, an access token for the client (publish and subscribe, that room only), and the
+server's own generating participant (:mod:`.livekit_video`).
 
 LiveKit's SDKs (``livekit``, ``livekit-api``) are imported here on first use only.
 """
@@ -13,6 +15,7 @@ LiveKit's SDKs (``livekit``, ``livekit-api``) are imported here on first use onl
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
 import logging
 import secrets
@@ -24,6 +27,7 @@ from ..exceptions import ConfigError, SecretScope
 from .livekit_server import (
     BUILD_HINT,
     DEV_KEY,
+    LOOPBACK,
     LiveKitServer,
     LiveKitServerError,
     find_livekit_binary,
@@ -35,7 +39,13 @@ from .video import FrameSink
 if TYPE_CHECKING:
     from livekit import api
 
-__all__ = ["GENERATED_PREFIX", "LivekitRooms", "SessionRoom", "check_livekit_sdk"]
+__all__ = [
+    "GENERATED_PREFIX",
+    "LivekitRooms",
+    "SessionRoom",
+    "check_livekit_sdk",
+    "livekit_host",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +100,22 @@ class SessionRoom:
         await self.rooms.delete_room(self.name)
 
 
+def livekit_host(host: str) -> str:
+    """Where a local livekit-server listens for an embedded server on ``host``: that
+    address when it is one concrete IPv4 address (clients that reach the embedded server
+    there reach its rooms there too), else loopback, as before: a wildcard (``0.0.0.0``,
+    ``::``) would have livekit-server hand out every address of the machine as a
+    candidate, and a name (``localhost``) or an IPv6 address is not what its config takes.
+    """
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return LOOPBACK
+    if address.version != 4 or address.is_unspecified:
+        return LOOPBACK
+    return str(address)
+
+
 class LivekitRooms:
     """The LiveKit server of an embedded server in LiveKit mode; :meth:`start` first."""
 
@@ -123,7 +149,8 @@ class LivekitRooms:
             if binary is None:
                 raise ConfigError(f"LiveKit mode: no livekit-server binary found; {BUILD_HINT}")
             self._key, self._secret = DEV_KEY, secrets.token_urlsafe(32)
-            self.process = LiveKitServer(binary, api_key=self._key, api_secret=self._secret)
+            self.process = LiveKitServer(binary, api_key=self._key, api_secret=self._secret,
+                                         host=livekit_host(settings.host))  # fmt: skip
             try:
                 self.process.spawn()  # on the loop's thread: the process dies with it
                 await asyncio.to_thread(self.process.wait_ready)

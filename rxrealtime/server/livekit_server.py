@@ -16,7 +16,9 @@ venv that has no rxrealtime (the vendor client's).
 Everything stays on 127.0.0.1 (see ``render_config``): signalling binds 127.0.0.1, ICE/TCP
 is off (its listener would bind 0.0.0.0), the one UDP media port binds 127.0.0.1, node_ip
 is 127.0.0.1 (no external IP discovery), no TURN, and clients are handed a dead loopback
-STUN address instead of the public default ones.
+STUN address instead of the public default ones. ``host`` puts all of that on another
+address of this machine instead (one the caller chose, such as the server end of a test
+network namespace's veth pair: ``rxrealtime.testing``); nothing then is discovered either.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ __all__ = [
     "BUILD_HINT",
     "DEV_KEY",
     "DEV_SECRET",
+    "LOOPBACK",
     "LiveKitServer",
     "LiveKitServerError",
     "find_livekit_binary",
@@ -119,24 +122,24 @@ def find_livekit_binary(
     return Path(found) if found else None
 
 
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port free on 127.0.0.1 right now for ``kind`` (SOCK_STREAM or SOCK_DGRAM)."""
+def free_port(kind: int = socket.SOCK_STREAM, host: str = LOOPBACK) -> int:
+    """A port free on ``host`` right now for ``kind`` (SOCK_STREAM or SOCK_DGRAM)."""
     with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((LOOPBACK, 0))
+        s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
-def _free_tcp_and_udp_port() -> int:
-    """A port free on 127.0.0.1 for TCP and UDP both (HTTP and media never collide)."""
+def _free_tcp_and_udp_port(host: str = LOOPBACK) -> int:
+    """A port free on ``host`` for TCP and UDP both (HTTP and media never collide)."""
     for _ in range(50):
-        port = free_port(socket.SOCK_STREAM)
+        port = free_port(socket.SOCK_STREAM, host)
         try:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.bind((LOOPBACK, port))
+                s.bind((host, port))
         except OSError:
             continue
         return port
-    raise LiveKitServerError("no free loopback port found")
+    raise LiveKitServerError(f"no free port found on {host}")
 
 
 def render_config(
@@ -146,22 +149,25 @@ def render_config(
     api_key: str = DEV_KEY,
     api_secret: str = DEV_SECRET,
     log_level: str = "info",
+    host: str = LOOPBACK,
 ) -> str:
-    """The loopback-only YAML config (the keys of tools/livekit/dev.yaml, explained there)."""
+    """The loopback-only YAML config (the keys of tools/livekit/dev.yaml, explained there);
+    ``host`` (an IPv4 address of this machine) replaces 127.0.0.1 in every key but the
+    dead STUN address, which stays on the client's own loopback."""
     return f"""\
 development: true
 port: {http_port}
-bind_addresses: [{LOOPBACK}]
+bind_addresses: [{host}]
 keys:
   {api_key}: {api_secret}
 rtc:
   udp_port: {udp_port}
   tcp_port: 0
-  node_ip: {LOOPBACK}
+  node_ip: {host}
   use_external_ip: false
   enable_loopback_candidate: true
   ips:
-    includes: [{LOOPBACK}/32]
+    includes: [{host}/32]
   stun_servers: [{LOOPBACK}:{DEAD_STUN_PORT}]
   allow_tcp_fallback: false
 turn:
@@ -172,7 +178,8 @@ logging:
 
 
 class LiveKitServer:
-    """One livekit-server process on free loopback ports, with a temp config and log."""
+    """One livekit-server process on free ports of ``host`` (loopback unless told), with a
+    temp config and log."""
 
     def __init__(
         self,
@@ -184,15 +191,17 @@ class LiveKitServer:
         api_secret: str = DEV_SECRET,
         log_level: str = "info",
         ready_timeout: float = 20.0,
+        host: str = LOOPBACK,
     ) -> None:
         found = binary if binary is not None else find_livekit_binary()
         if found is None:
             raise LiveKitServerError(f"no livekit-server binary found: {BUILD_HINT}")
         self.binary = Path(found)
-        self.http_port = http_port or _free_tcp_and_udp_port()
-        self.udp_port = udp_port or free_port(socket.SOCK_DGRAM)
+        self.host = host
+        self.http_port = http_port or _free_tcp_and_udp_port(host)
+        self.udp_port = udp_port or free_port(socket.SOCK_DGRAM, host)
         while self.udp_port == self.http_port:
-            self.udp_port = free_port(socket.SOCK_DGRAM)
+            self.udp_port = free_port(socket.SOCK_DGRAM, host)
         self.api_key = api_key
         self.api_secret = api_secret
         self.log_level = log_level
@@ -203,11 +212,11 @@ class LiveKitServer:
 
     @property
     def url(self) -> str:
-        return f"ws://{LOOPBACK}:{self.http_port}"
+        return f"ws://{self.host}:{self.http_port}"
 
     @property
     def http_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.http_port}"
+        return f"http://{self.host}:{self.http_port}"
 
     @property
     def pid(self) -> int | None:
@@ -260,6 +269,7 @@ class LiveKitServer:
                 api_key=self.api_key,
                 api_secret=self.api_secret,
                 log_level=self.log_level,
+                host=self.host,
             )
         )
         self.config_path.chmod(0o600)  # it holds the API secret
@@ -271,9 +281,9 @@ class LiveKitServer:
                 "--config",
                 str(self.config_path),
                 "--bind",
-                LOOPBACK,
+                self.host,
                 "--node-ip",
-                LOOPBACK,
+                self.host,
             ],
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,

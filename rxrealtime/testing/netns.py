@@ -171,6 +171,9 @@ class ImpairedNetwork:
         self.names = names
         self.impairment = impairment
         self.dark = False
+        self.spares_loopback = False
+        """Whether traffic between two processes of one end (over its ``lo``) is spared
+        the loss, the blackhole and the counters (see :meth:`spare_loopback`)."""
         self._servers: list[_ServerThread] = []
         self._timers: set[asyncio.Task[None]] = set()
 
@@ -191,6 +194,8 @@ class ImpairedNetwork:
 
     def _apply(self) -> None:
         rules = nft_ruleset(self.impairment.loss, self.dark)
+        if self.spares_loopback:
+            rules = link_only(rules)
         for ns, dev in self.names.ends():
             _run(["ip", "netns", "exec", ns, "nft", "-f", "-"], stdin=rules)
             for cmd in tc_commands(ns, dev, self.impairment.rate_bps):
@@ -266,6 +271,27 @@ class ImpairedNetwork:
             await thread.stop()
             self._servers.remove(thread)
 
+    async def spare_loopback(self) -> None:
+        """From now on, act on what crosses the link only: UDP between two processes of the
+        same end (a LiveKit server and the embedded server's own participant, both on the
+        server end, over its ``lo``) is neither dropped nor counted, as in a data centre
+        where the user's path is the bad one. Without it that leg is impaired too, and a
+        client behind the SFU sees the loss of two hops."""
+        self.spares_loopback = True
+        await asyncio.to_thread(self._apply)
+
+    async def run(self, end: str, argv: list[str], **kw: Any) -> asyncio.subprocess.Process:
+        """Start ``argv`` as a process inside the ``"server"`` or ``"client"`` namespace
+        (``ip netns exec``; ``kw`` as for :func:`asyncio.create_subprocess_exec`). For what
+        cannot move namespace within this process: LiveKit's SDK makes its sockets on
+        native threads of its own, so a LiveKit server or client runs as a process there.
+        The caller ends it (and waits for it) before the block ends."""
+        namespaces = {"server": self.names.server_ns, "client": self.names.client_ns}
+        if end not in namespaces:
+            raise ValueError(f"end must be 'server' or 'client', not {end!r}")
+        cmd = ["ip", "netns", "exec", namespaces[end], *argv]
+        return await asyncio.create_subprocess_exec(*cmd, **kw)
+
     async def on_server(self, fn: Callable[[], Awaitable[T]]) -> T:
         """Await ``fn()`` on the loop of the (one) server :meth:`serve` runs."""
         return await self._servers[-1].call(fn)
@@ -275,6 +301,12 @@ class ImpairedNetwork:
             task.cancel()
         for thread in list(self._servers):
             await thread.stop()
+
+
+def link_only(rules: str) -> str:
+    """An nft ruleset of :func:`~.netspec.nft_ruleset` whose rules skip what leaves by ``lo``."""
+    rule = f"add rule inet {NFT_TABLE} out "
+    return rules.replace(rule, rule + 'oifname != "lo" ')
 
 
 @contextlib.asynccontextmanager
