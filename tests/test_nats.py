@@ -11,13 +11,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import conftest_nats  # noqa: F401  (first: skips this module without nats-server)
 import pytest
+from conftest import wait_until
+from conftest_nats import offline_session
 from reactivex import operators as ops
 
 import rxrealtime as rt
@@ -42,19 +44,6 @@ async def nc(nats_server: rtn.LocalNatsServer) -> AsyncIterator[Any]:
     conn = await rtn.connect(nats_server.url)
     yield conn
     await conn.close()
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.02)
-
-
-def offline_session() -> rt.Session:
-    # a real Session never connected: a test emits what a server session would produce
-    return rt.Session("ws://127.0.0.1:9", api_key="rt_secret_key", model="lucy-2.6")
 
 
 def info(sid: str) -> rt.SessionInfo:
@@ -91,7 +80,7 @@ async def _fleet_of_processes() -> dict[str, Any]:
             )
             for i in range(3)
         ]
-        await eventually(lambda: never.total_billed_s >= 60, timeout=20)
+        await wait_until(lambda: never.total_billed_s >= 60, timeout=20)
         await asyncio.sleep(0.6)  # it has checkpointed (every 0.5 s) by now
         killed.send_signal(signal.SIGKILL)  # mid-run: no final checkpoint
         out, _ = killed.communicate()
@@ -104,7 +93,7 @@ async def _fleet_of_processes() -> dict[str, Any]:
             reports.append(json.loads(stdout.decode().strip().splitlines()[-1]))
         expected = {sid: s for r in reports for sid, s in r["billed_by_session"].items()}
         for agg in (never, restarted):
-            await eventually(lambda agg=agg: agg.billed_by_server_session == expected, 15)
+            await wait_until(lambda agg=agg: agg.billed_by_server_session == expected, 15)
         result = {
             "reports": reports,
             "expected": expected,
@@ -198,7 +187,7 @@ async def test_nats_down_for_2_s_loses_nothing_and_counts_nothing_twice(
     await nats_server.start()  # same port, same store
     await feed(0.5)
     assert await publisher.flush(timeout_s=15)
-    await eventually(lambda: agg.billed_by_server_session == expected, timeout=15)
+    await wait_until(lambda: agg.billed_by_server_session == expected, timeout=15)
     assert publisher.dropped == 0
     assert received == sent  # every tick, each exactly once on the fleet's stream
     assert sorted(str(e.value) for e in errors) == [
@@ -226,7 +215,7 @@ async def test_a_full_buffer_drops_superseded_ticks_first_and_says_so(
     await nats_server.start()
     assert await publisher.flush(timeout_s=15)
     agg = await rtn.fleet(nc, durable=None)
-    await eventually(lambda: agg.total_billed_s == 20)  # the newest tick carried the billing
+    await wait_until(lambda: agg.total_billed_s == 20)  # the newest tick carried the billing
     # the session heard of the 15 while NATS was away; that report's own error event then
     # took a place in the full buffer (one more superseded tick), heard of once NATS was back
     during, after = lost
@@ -251,13 +240,13 @@ async def test_a_server_session_that_ends_before_its_first_tick_is_billed_at_0_b
         sids: list[str] = []
         session.session_started.subscribe(lambda i: sids.append(i.sid))
         await session.connect(prompt="zero")
-        await eventually(lambda: agg.total_billed_s >= 2)
+        await wait_until(lambda: agg.total_billed_s >= 2)
         server.drop_session(sids[-1])
-        await eventually(lambda: len(sids) == 2, timeout=10)
+        await wait_until(lambda: len(sids) == 2, timeout=10)
         await session.disconnect()  # before the new server session's first tick
         await publisher.close()
     assert server.billed_by_session[sids[1]] == 0
-    await eventually(lambda: agg.billed_by_server_session == server.billed_by_session)
+    await wait_until(lambda: agg.billed_by_server_session == server.billed_by_session)
     await agg.close()
 
 
@@ -290,7 +279,7 @@ async def test_fleet_budget_stops_every_session_within_one_tick_interval(nc: Any
             *(s.connect(prompt="budget") for s in sessions), return_exceptions=True
         )
         keys = sorted(publisher.key_of(s) or "" for s in sessions)
-        await eventually(lambda: all(s.closed for s in sessions), timeout=15)
+        await wait_until(lambda: all(s.closed for s in sessions), timeout=15)
         crossed = agg.budget_crossed_at
         assert crossed is not None and commands[0].fleet_wide
         assert commands[0].billed_s is not None and commands[0].billed_s >= budget
@@ -300,7 +289,7 @@ async def test_fleet_budget_stops_every_session_within_one_tick_interval(nc: Any
         assert sorted(stopped) == keys
         await publisher.close()
         await obeyer.close()
-    await eventually(lambda: agg.billed_by_server_session == server.billed_by_session)
+    await wait_until(lambda: agg.billed_by_server_session == server.billed_by_session)
     assert agg.totals.value.generating == 0 and agg.totals.value.cost == Decimal("0.01") * sum(
         server.billed_by_session.values()
     )
@@ -321,14 +310,14 @@ async def test_a_malformed_message_is_reported_and_skipped(nc: Any) -> None:
     publisher = await rtn.publish(session, nc, worker="w1")
     session.session_started.emit(info("abc"))
     session.generation_ticks.emit(p.GenerationTick(seconds=3))
-    await eventually(lambda: agg.total_billed_s == 3)  # the valid frame after them counts
+    await wait_until(lambda: agg.total_billed_s == 3)  # the valid frame after them counts
     assert agg.counters["malformed"] == 2
     assert [(e.key, type(e.value)) for e in errors] == [("abc", rt.ProtocolError)] * 2
     assert "malformed fleet frame" in str(errors[0].value)
     # a malformed stop command is ignored by workers and the session goes on
     obeyer = await rtn.obey(session, nc, publisher=publisher)
     await nc.publish("rxrealtime.control.fleet", b"{not json")
-    await eventually(lambda: obeyer.malformed == 1)
+    await wait_until(lambda: obeyer.malformed == 1)
     await publisher.close()
     await obeyer.close()
     await agg.close()
@@ -396,7 +385,7 @@ async def test_the_nats_fleet_matches_the_in_process_fleet_and_its_operators(nc:
         s.session_started.emit(info(f"second-{i}"))  # a reconnect
         for n in (1, 2):
             s.generation_ticks.emit(p.GenerationTick(seconds=n))
-    await eventually(lambda: agg.totals.value == local.totals.value)
+    await wait_until(lambda: agg.totals.value == local.totals.value)
     assert agg.totals.value == rt.FleetTotals(
         billed_s=10, sessions=2, generating=2, cost=Decimal("5.0")
     )

@@ -22,11 +22,11 @@ import contextlib
 import json
 import statistics
 import time
-from collections.abc import Callable
 from typing import Any
 
 import conftest_nats  # noqa: F401  (first: skips this module without nats-server)
 import pytest
+from conftest import wait_until
 
 import rxrealtime as rt
 import rxrealtime.nats as rtn
@@ -37,14 +37,6 @@ from rxrealtime.nats.frames import EventFrame, TickFrame
 
 STREAM = "RXREALTIME"
 WORKERS, SESSIONS, TICK_S, RUN_S = 3, 3, 0.1, 22.0
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.02)
 
 
 async def stream_leader(js: Any, timeout: float = 20.0) -> str:
@@ -110,7 +102,7 @@ async def test_a_node_and_the_stream_leader_killed_mid_run_leave_totals_exact(
             )
             for i in range(WORKERS)
         ]
-        await eventually(lambda: agg.total_billed_s >= 60, timeout=20)
+        await wait_until(lambda: agg.total_billed_s >= 60, timeout=20)
 
         # 1. a node that leads neither the stream nor JetStream's meta group: SIGKILL, 1 s
         leader = await stream_leader(js)
@@ -121,7 +113,7 @@ async def test_a_node_and_the_stream_leader_killed_mid_run_leave_totals_exact(
         billed_at_kill1 = agg.total_billed_s
         await asyncio.sleep(1.0)
         await cluster.restart(follower)
-        await eventually(lambda: agg.total_billed_s > billed_at_kill1, timeout=15)
+        await wait_until(lambda: agg.total_billed_s > billed_at_kill1, timeout=15)
 
         # 2. the node that leads the stream: the stream elects another while ticks come
         leader = await stream_leader(js)
@@ -130,15 +122,15 @@ async def test_a_node_and_the_stream_leader_killed_mid_run_leave_totals_exact(
         new_leader = await stream_leader(js, timeout=30)
         election_s = time.time() - t_kill2
         billed_at_kill2 = agg.total_billed_s
-        await eventually(lambda: agg.total_billed_s > billed_at_kill2, timeout=30)
+        await wait_until(lambda: agg.total_billed_s > billed_at_kill2, timeout=30)
         resumed_s = time.time() - t_kill2
         await cluster.restart(leader)
 
         reports = [await read_report(w) for w in workers]
         expected = {sid: s for r in reports for sid, s in r["billed_by_session"].items()}
-        await eventually(lambda: agg.billed_by_server_session == expected, timeout=30)
+        await wait_until(lambda: agg.billed_by_server_session == expected, timeout=30)
         viewer = await rtn.fleet(conn, durable=None)  # replays the replicated stream
-        await eventually(lambda: viewer.billed_by_server_session == expected, timeout=30)
+        await wait_until(lambda: viewer.billed_by_server_session == expected, timeout=30)
         t_end = time.time()
 
         assert new_leader != leader
@@ -233,7 +225,7 @@ async def test_the_budget_guard_while_the_stream_leader_is_killed(
             obeyer.commands.subscribe(lambda _: received_at.append(time.time()))
             await asyncio.gather(*(s.connect(prompt="guard") for s in sessions))
             # kill the stream's leader half a second of billing before the budget
-            await eventually(lambda: agg.total_billed_s >= budget - rate * margin_s, timeout=20)
+            await wait_until(lambda: agg.total_billed_s >= budget - rate * margin_s, timeout=20)
             leader = await stream_leader(js)
             t_kill = time.time()
             await cluster.kill(leader)
@@ -244,14 +236,14 @@ async def test_the_budget_guard_while_the_stream_leader_is_killed(
             # down, the two others once stayed without a stream leader for over 30 s in
             # 12 runs here)
             back = asyncio.ensure_future(cluster.restart(leader, down_s=2.0))
-            await eventually(lambda: all(s.closed for s in sessions), timeout=40)
+            await wait_until(lambda: all(s.closed for s in sessions), timeout=40)
             new_leader = await election
             await back
             await publisher.close(timeout_s=15)
             await obeyer.close()
         billed = dict(server.billed_by_session)
         with contextlib.suppress(AssertionError):
-            await eventually(lambda: agg.billed_by_server_session == billed, timeout=20)
+            await wait_until(lambda: agg.billed_by_server_session == billed, timeout=20)
         assert publisher.dropped == 0
         assert agg.billed_by_server_session == billed  # per server session, exactly
         crossed = agg.budget_crossed_at

@@ -13,29 +13,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
 
 import conftest_nats  # noqa: F401  (first: skips this module without nats-server)
 import pytest
+from conftest import wait_until
+from conftest_nats import offline_session
 
 import rxrealtime as rt
 import rxrealtime.nats as rtn
 from rxrealtime import protocol as p
 
 LIMIT, SESSIONS, OUTAGE_TICKS = 300, 3, 400
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.02)
-
-
-def offline_session() -> rt.Session:
-    # a real Session never connected: the test emits what a server session would produce
-    return rt.Session("ws://127.0.0.1:9", api_key="rt_secret_key", model="lucy-2.6")
 
 
 @pytest.mark.timeout(60)
@@ -60,7 +48,7 @@ async def test_with_no_node_reachable_the_buffer_stays_bounded_drops_are_reporte
 
         t_kill = time.monotonic()
         await asyncio.gather(*(cluster.kill(node) for node in cluster.nodes))
-        await eventually(lambda: not conn.is_connected, timeout=5)
+        await wait_until(lambda: not conn.is_connected, timeout=5)
         most = 0
         for seconds in range(2, OUTAGE_TICKS + 2):  # 3 x 400 ticks over 2 s of outage
             for s in sessions:
@@ -72,7 +60,7 @@ async def test_with_no_node_reachable_the_buffer_stays_bounded_drops_are_reporte
         assert most <= LIMIT and publisher.buffered <= LIMIT
         assert publisher.dropped >= SESSIONS * OUTAGE_TICKS - LIMIT
         # every session hears of its drops while the outage lasts (at most once a second)
-        await eventually(lambda: all(reports.values()), timeout=3)
+        await wait_until(lambda: all(reports.values()), timeout=3)
         assert not conn.is_connected
         during = {i: len(r) for i, r in reports.items()}
         assert all(1 <= n <= 4 for n in during.values()), during
@@ -90,7 +78,7 @@ async def test_with_no_node_reachable_the_buffer_stays_bounded_drops_are_reporte
         assert await publisher.flush(15)
         viewer = await rtn.fleet(conn, durable=None)  # replays the replicated stream
         expected = {f"sid-{i}": last + 1 for i in range(SESSIONS)}
-        await eventually(lambda: viewer.billed_by_server_session == expected, timeout=20)
+        await wait_until(lambda: viewer.billed_by_server_session == expected, timeout=20)
         assert viewer.total_billed_s == SESSIONS * (last + 1)
         # what was dropped was all reported, session by session
         await publisher.close()

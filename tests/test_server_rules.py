@@ -103,6 +103,9 @@ class FakeTarget:
         self.sent.append(message)
         return True
 
+    async def send_tick(self, seconds: int) -> bool:
+        return await self.broadcast(p.GenerationTick(seconds=seconds))
+
     async def send_raw(self, frame: str | bytes) -> None:
         self.raw.append(frame)
 

@@ -134,8 +134,9 @@ async def run_demo(
     impairment = None
     if impair is not None:
         if transport != "aiortc":
-            raise ConfigError("--impair needs --transport aiortc: the LiveKit server does "
-                              "not run inside the impaired network")  # fmt: skip
+            raise ConfigError("--impair needs --transport aiortc: LiveKit's SDK cannot move "
+                              "into the impaired network within one process (its own "
+                              "threads make its sockets)")  # fmt: skip
         impairment = check_impairment(impair)
     console = Console(stderr=as_json)
     report = DemoReport()
@@ -180,7 +181,7 @@ async def run_demo(
                         await session.set_prompt(current)
                         await asyncio.sleep(seconds / 2)
                 if watch is not None:
-                    await watch.stop()  # the last link's counters, read while it is up
+                    watch.stop()
         # the server has stopped: every server session is closed and its total recorded
         report.server_billed_seconds = sum(server.billed_by_session.values())
     finally:

@@ -12,7 +12,6 @@ make the network (not root, no ``nft``/``tc``/``ip``) gets
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import statistics
@@ -23,7 +22,7 @@ from typing import Any
 from reactivex.disposable import CompositeDisposable
 
 from ..diagnostics import Reconnected, VideoStall
-from ..quality import ConnectionQuality, MediaCounters, SessionStats
+from ..quality import ConnectionQuality, SessionStats, packet_loss_over
 from ..server import EmbeddedServer
 from ..session import Session
 from ..testing import Impairment, NetworkUnavailable, missing_requirements, parse_impairment
@@ -31,9 +30,6 @@ from ..testing import Impairment, NetworkUnavailable, missing_requirements, pars
 __all__ = ["NetworkWatch", "check_impairment", "impaired_server"]
 
 logger = logging.getLogger(__name__)
-
-COUNTER_PERIOD_S = 1.0
-"""How often the link's cumulative RTP counters are read (one ``getStats`` each time)."""
 
 
 def check_impairment(spec: str | Impairment) -> Impairment:
@@ -63,9 +59,10 @@ async def impaired_server(impairment: Impairment, **settings: Any) -> AsyncItera
 class NetworkWatch:
     """What the session measured of its network over the whole run.
 
-    Packet loss is the whole run's: the media's cumulative RTP counters (packets
-    received and lost, retransmissions aside) read off each link's transport, summed
-    over the links, lost / (received + lost). A mean of the 1 s intervals' ratios would
+    Everything comes from ``session.stats``, which the session samples anyway. Packet
+    loss is the whole run's: the intervals' media packets (received and lost,
+    retransmissions aside) summed, lost / (received + lost)
+    (:func:`~rxrealtime.quality.packet_loss_over`). A mean of the intervals' ratios would
     weigh an interval of 5 packets like one of 80; their median is kept beside it for
     comparison with the tests (``loss_median``). The bitrate is bytes over time: the
     intervals' rates weighted by their length (= bytes received / seconds sampled).
@@ -79,28 +76,17 @@ class NetworkWatch:
     downtime_s: float = 0.0
     stalls: int = 0
     stall_s: float = 0.0
-    _links: dict[object, MediaCounters] = field(default_factory=dict)
     _subscriptions: CompositeDisposable = field(default_factory=CompositeDisposable)
-    _task: asyncio.Task[None] | None = None
-    _session: Session | None = None
 
     def start(self, session: Session) -> NetworkWatch:
-        """Subscribe to the session's stats, quality and diagnostics; read its counters."""
+        """Subscribe to the session's stats, quality and diagnostics."""
         self._subscriptions.add(session.stats.subscribe(self.samples.append))
         self._subscriptions.add(session.quality.subscribe(self._on_quality))
         self._subscriptions.add(session.diagnostics.subscribe(self._on_diagnostic))
-        self._session = session
-        self._task = asyncio.ensure_future(self._read_counters(session))
         return self
 
-    async def stop(self) -> None:
-        """Stop watching (call before the session disconnects: the last link's counters
-        are read while it is still up)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._read_once(self._session)
+    def stop(self) -> None:
+        """Stop watching; the figures stay."""
         self._subscriptions.dispose()
 
     def _on_quality(self, verdict: ConnectionQuality) -> None:
@@ -117,39 +103,19 @@ class NetworkWatch:
             self.stalls += 1
             self.stall_s += event.seconds
 
-    async def _read_counters(self, session: Session) -> None:
-        """Keep the latest cumulative counters of every link (a reconnect's new transport
-        starts again at 0, so each link is kept apart and summed at the end)."""
-        while True:
-            await self._read_once(session)
-            await asyncio.sleep(COUNTER_PERIOD_S)
-
-    async def _read_once(self, session: Session | None) -> None:
-        transport = None if session is None else session.media_transport
-        if transport is None:
-            return
-        try:
-            counters, _ = await transport.sample()
-        except Exception:  # a link torn down under the read: its last reading stands
-            logger.debug("reading the link's counters failed", exc_info=True)
-            return
-        if counters.packets_received is not None and counters.packets_received > 0:
-            self._links[transport] = counters  # the object, not id(): ids are reused
-
     # -- the figures ---------------------------------------------------------------------
 
     @property
     def packets(self) -> tuple[int, int]:
-        """(received, lost) media packets over every link."""
-        received = sum(c.packets_received or 0 for c in self._links.values())
-        lost = sum(c.packets_lost or 0 for c in self._links.values())
+        """(received, lost) media packets over the run."""
+        received = sum(s.packets_received or 0 for s in self.samples)
+        lost = sum(s.packets_lost or 0 for s in self.samples)
         return received, lost
 
     @property
     def packet_loss(self) -> float | None:
         """The whole run's loss (``None`` before any media packet was counted)."""
-        received, lost = self.packets
-        return lost / (received + lost) if received + lost else None
+        return packet_loss_over(self.samples)
 
     @property
     def loss_median(self) -> float | None:
@@ -186,8 +152,8 @@ class NetworkWatch:
         return {
             "impairment": self.spec,
             "packet_loss": rounded(self.packet_loss, 4),
-            "packet_loss_method": "whole run: lost / (received + lost), cumulative RTP "
-            "counters of the media streams summed over links",
+            "packet_loss_method": "whole run: lost / (received + lost), the media packets "
+            "of every stats interval summed",
             "packets_received": received,
             "packets_lost": lost,
             "packet_loss_median_interval": rounded(self.loss_median, 4),

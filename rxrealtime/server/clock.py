@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from .. import protocol as p
 from .settings import BadFrame, Faults, ServerSettings
 
 __all__ = [
@@ -91,7 +90,9 @@ class TickTarget(Protocol):
     @property
     def closed(self) -> bool: ...
 
-    async def broadcast(self, message: p.ServerMessage) -> bool: ...
+    async def send_tick(self, seconds: int) -> bool:
+        """Announce ``seconds`` to the client (and viewers); False if the client is gone."""
+        ...
 
     async def send_raw(self, frame: str | bytes) -> None: ...
 
@@ -127,7 +128,7 @@ async def run_billing_clock(
             return
         if step.action == "stall":
             continue
-        if not await target.broadcast(p.GenerationTick(seconds=step.seconds)):
+        if not await target.send_tick(step.seconds):
             return  # the client is gone: nothing more is generated or billed
         ledger.delivered(step.seconds)
         count("ticks")

@@ -117,17 +117,21 @@ class ServerSession(ServerPeer):
 
         True if the client itself got it (viewers come and go; they do not count).
         """
-        if isinstance(message, p.GenerationTick):
-            self._note_acked()
         delivered = await self.send(message)
-        if delivered and isinstance(message, p.GenerationTick):
-            ends_at = self._tcp.written()
-            if ends_at is not None:
-                self.delivery.sent(message.seconds, ends_at)
-                # a healthy path acknowledges within a round trip: look again soon after
-                asyncio.get_running_loop().call_later(ACK_LOOK_S, self._note_acked)
         for viewer in list(self.viewers):
             await viewer.send(message)
+        return delivered
+
+    async def send_tick(self, seconds: int) -> bool:
+        """Broadcast the tick announcing ``seconds`` and note where its frame ends in the
+        connection's bytes, for :meth:`billed_when_closed` (acknowledged so far: before)."""
+        self._note_acked()
+        delivered = await self.broadcast(p.GenerationTick(seconds=seconds))
+        ends_at = self._tcp.written() if delivered else None
+        if ends_at is not None:
+            self.delivery.sent(seconds, ends_at)
+            # a healthy path acknowledges within a round trip: look again soon after
+            asyncio.get_running_loop().call_later(ACK_LOOK_S, self._note_acked)
         return delivered
 
     async def handle(self, frame: p.ClientMessage) -> None:

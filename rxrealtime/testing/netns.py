@@ -193,9 +193,7 @@ class ImpairedNetwork:
         return self.names.client_addr
 
     def _apply(self) -> None:
-        rules = nft_ruleset(self.impairment.loss, self.dark)
-        if self.spares_loopback:
-            rules = link_only(rules)
+        rules = nft_ruleset(self.impairment.loss, self.dark, spare_loopback=self.spares_loopback)
         for ns, dev in self.names.ends():
             _run(["ip", "netns", "exec", ns, "nft", "-f", "-"], stdin=rules)
             for cmd in tc_commands(ns, dev, self.impairment.rate_bps):
@@ -301,12 +299,6 @@ class ImpairedNetwork:
             task.cancel()
         for thread in list(self._servers):
             await thread.stop()
-
-
-def link_only(rules: str) -> str:
-    """An nft ruleset of :func:`~.netspec.nft_ruleset` whose rules skip what leaves by ``lo``."""
-    rule = f"add rule inet {NFT_TABLE} out "
-    return rules.replace(rule, rule + 'oifname != "lo" ')
 
 
 @contextlib.asynccontextmanager

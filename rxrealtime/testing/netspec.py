@@ -222,10 +222,11 @@ def tc_commands(ns: str, dev: str, rate_bps: int | None) -> list[list[str]]:
              "rate", format_rate(rate_bps), "burst", str(burst), "latency", QUEUE]]  # fmt: skip
 
 
-def nft_ruleset(loss: float, dark: bool) -> str:
+def nft_ruleset(loss: float, dark: bool, *, spare_loopback: bool = False) -> str:
     """One atomic nft transaction: the table (made if missing), its output chain flushed and
     refilled. Egress only: each namespace drops what it sends, so each direction is
-    dropped once. ``dark``: everything is dropped (a blackhole).
+    dropped once. ``dark``: everything is dropped (a blackhole). ``spare_loopback``: every
+    rule skips what leaves by ``lo`` (two processes of one end talking to each other).
 
     Counters ride along (UDP packets offered, UDP packets dropped), so a test compares
     the loss a session measured with the loss the link *really* applied, not with the
@@ -241,11 +242,12 @@ def nft_ruleset(loss: float, dark: bool) -> str:
     elif points > 0:
         rules.append(f"meta l4proto udp numgen random mod {LOSS_SCALE} < {points} "
                      f"counter drop comment \"{UDP_DROPPED}\"")  # fmt: skip
+    only = 'oifname != "lo" ' if spare_loopback else ""
     lines = [
         f"add table inet {NFT_TABLE}",
         f"add chain inet {NFT_TABLE} out {{ type filter hook output priority 0; policy accept; }}",
         f"flush chain inet {NFT_TABLE} out",
-        *(f"add rule inet {NFT_TABLE} out {rule}" for rule in rules),
+        *(f"add rule inet {NFT_TABLE} out {only}{rule}" for rule in rules),
     ]
     return "\n".join(lines) + "\n"
 

@@ -181,11 +181,13 @@ class AiortcTransport(MediaTransport):
         if pc is None or pc.connectionState != "connected":
             return MediaCounters(frames_sent=self._frames_sent), None
         report = await pc.getStats()
-        received = lost = bytes_in = bytes_out = 0
-        jitter = rtt = None
+        primary = _primary_inbound(pc)  # the report's own inbound figures only without it
+        received, lost, jitter = primary or (0, 0, None)
+        bytes_in = bytes_out = 0
+        rtt = None
         for stat in report.values():
             kind = stat.type
-            if kind == "inbound-rtp":
+            if kind == "inbound-rtp" and primary is None:
                 received += stat.packetsReceived or 0
                 lost += stat.packetsLost or 0
                 jitter = (stat.jitter or 0) / VIDEO_CLOCK_RATE
@@ -194,9 +196,6 @@ class AiortcTransport(MediaTransport):
             elif kind == "transport":
                 bytes_in += stat.bytesReceived or 0
                 bytes_out += stat.bytesSent or 0
-        primary = _primary_inbound(pc)
-        if primary is not None:
-            received, lost, jitter = primary
         counters = MediaCounters(
             frames_sent=self._frames_sent, bytes_received=bytes_in, bytes_sent=bytes_out,
             packets_received=received, packets_lost=lost, jitter_s=jitter, rtt_s=rtt,

@@ -34,6 +34,8 @@ DEFAULT_MAX_WAIT_S = 0.5
 retransmission on a link of a few hundred ms round trip, short against aiortc's 7 s."""
 CAPACITY = 512  # aiortc's own, so a large keyframe still fits
 _RECEIVER_ATTR = "_RTCRtpReceiver__jitter_buffer"
+SKIPPED = object()
+"""What :meth:`RecoveringJitterBuffer._past_stale_hole` says when it gave a hole up."""
 
 
 def _rtp_after(newer: int, older: int) -> int:
@@ -50,7 +52,6 @@ class RecoveringJitterBuffer(JitterBuffer):
         self.max_wait = int(max_wait_s * clock_rate)
         self.holes_skipped = 0
         """Holes given up (each costs a frame or two and a keyframe request)."""
-        self._skipped = False
         self._asked_at: int | None = None
         self.min_request_gap = int(min_request_gap_s * clock_rate)
 
@@ -58,11 +59,10 @@ class RecoveringJitterBuffer(JitterBuffer):
         pli, frame = super().add(packet)
         if frame is not None:
             return pli, frame
-        whole = self._past_stale_hole(packet.timestamp)
-        if whole is not None:
-            return pli, whole  # the hole comes after a whole frame: hand it on first
-        if self._skipped:
-            self._skipped = False
+        outcome = self._past_stale_hole(packet.timestamp)
+        if isinstance(outcome, JitterFrame):
+            return pli, outcome  # the hole comes after a whole frame: hand it on first
+        if outcome is SKIPPED:
             self.holes_skipped += 1
             return self._may_ask(packet.timestamp), self._remove_frame(packet.sequence_number)
         return pli, None
@@ -76,15 +76,15 @@ class RecoveringJitterBuffer(JitterBuffer):
         self._asked_at = now
         return True
 
-    def _past_stale_hole(self, newest: int) -> JitterFrame | None:
+    def _past_stale_hole(self, newest: int) -> JitterFrame | object | None:
         """Move past the first hole once ``max_wait`` of media has queued behind it.
 
         The packets before the hole share one timestamp (else aiortc would have handed
         their frame on): a frame that is whole by its marker bit is returned; otherwise it
         is dropped. The frame right behind the hole is dropped too (its first packets may
-        be what was lost: a decoder is better without it), and a keyframe is asked for.
+        be what was lost: a decoder is better without it): :data:`SKIPPED`. ``None``: no
+        hole has waited long enough.
         """
-        self._skipped = False
         if self._origin is None:
             return None
         cap, origin = self._capacity, self._origin
@@ -106,9 +106,8 @@ class RecoveringJitterBuffer(JitterBuffer):
             if slot is not None and slot.timestamp != behind.timestamp:
                 break  # the first packet of the next frame
             self.remove(1)
-        self._skipped = True
-        logger.debug("jitter buffer: gave up a frame with a lost packet, asking for a keyframe")
-        return None
+        logger.debug("jitter buffer: gave up a frame with a lost packet")
+        return SKIPPED
 
 
 def install(receiver: Any, *, max_wait_s: float = DEFAULT_MAX_WAIT_S) -> bool:
