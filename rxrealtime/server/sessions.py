@@ -24,6 +24,7 @@ from ..media import SyntheticTrack
 from ..models import MODELS
 from ..options import MAX_PROMPT_CHARS
 from ..transports.jitter import install as install_jitter_buffer
+from ..transports.retransmit import install as install_retransmit_gate
 from .clock import TickLedger, run_billing_clock
 from .context import ServerContext
 from .delivery import DeliveryBook, TcpProgress
@@ -243,7 +244,9 @@ class ServerSession(ServerPeer):
         if self.output is not None:  # a new offer (ice-restart) replaces the old output
             self.output.stop()
         self.output = GeneratedTrack(source, self)
-        pc.addTrack(self.server.relay.subscribe(self.output, buffered=False))
+        install_retransmit_gate(
+            pc.addTrack(self.server.relay.subscribe(self.output, buffered=False))
+        )
 
     def frame_due(self) -> bool:
         faults = self.server.faults
@@ -381,7 +384,8 @@ class ViewerSession(ServerPeer):
         def attach(pc: RTCPeerConnection) -> Callable[[], None]:
             def after_remote() -> None:
                 if self.target.output is not None:
-                    pc.addTrack(self.server.relay.subscribe(self.target.output, buffered=False))
+                    track = self.server.relay.subscribe(self.target.output, buffered=False)
+                    install_retransmit_gate(pc.addTrack(track))
 
             return after_remote
 

@@ -25,6 +25,7 @@ from .base import MediaContext, MediaTransport
 from .ice import CandidateBuffer, candidate_from_wire, create_peer_connection, gather_on_loopback
 from .jitter import install as install_jitter_buffer
 from .pacing import FramePacer, LoopLag
+from .retransmit import install as install_retransmit_gate
 
 __all__ = ["AiortcTransport"]
 
@@ -104,6 +105,7 @@ class AiortcTransport(MediaTransport):
         else:
             transceiver = pc.addTransceiver("video", direction="recvonly")
         install_jitter_buffer(transceiver.receiver)
+        install_retransmit_gate(transceiver.sender)
         if self.context.preferred_codec:
             transceiver.setCodecPreferences(_codecs_first(self.context.preferred_codec))
         offer = await pc.createOffer()
