@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import ConfigError
-from .server import LocalNatsServer, free_port
+from .server import LocalNatsServer, free_ports
 
 __all__ = ["ClusterNode", "LocalNatsCluster", "local_nats_cluster"]
 
@@ -36,12 +36,19 @@ class ClusterNode(LocalNatsServer):
     """One node: a config file (server name, ports, store, routes) instead of flags."""
 
     def __init__(
-        self, name: str, store_dir: Path, *, cluster: str, route_port: int, routes: list[int]
+        self,
+        name: str,
+        store_dir: Path,
+        *,
+        cluster: str,
+        ports: tuple[int, int, int],
+        routes: list[int],
     ) -> None:
-        super().__init__(store_dir)
+        port, http_port, route_port = ports  # client, monitoring, route
+        super().__init__(store_dir, port)
         self.name = name
         self.route_port = route_port
-        self.http_port = free_port()
+        self.http_port = http_port
         self.config_path = store_dir / "nats-server.conf"
         store_dir.mkdir(parents=True, exist_ok=True)
         route_urls = ", ".join(f'"nats-route://{HOST}:{p}"' for p in routes)
@@ -101,16 +108,18 @@ class LocalNatsCluster:
         self._own_root = root is None
         self.root = Path(root or tempfile.mkdtemp(prefix="rxrealtime-cluster-"))
         self.name = name
-        route_ports = [free_port() for _ in range(size)]
+        picked = free_ports(3 * size)  # all different: client, monitoring, route per node
+        ports = [(picked[i], picked[size + i], picked[2 * size + i]) for i in range(size)]
+        route_ports = [route for _, _, route in ports]
         self.nodes = [
             ClusterNode(
                 f"n{i + 1}",
                 self.root / f"n{i + 1}",
                 cluster=name,
-                route_port=port,
-                routes=[p for p in route_ports if p != port],
+                ports=node_ports,
+                routes=[p for p in route_ports if p != node_ports[2]],
             )
-            for i, port in enumerate(route_ports)
+            for i, node_ports in enumerate(ports)
         ]
 
     def __repr__(self) -> str:

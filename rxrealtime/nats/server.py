@@ -45,10 +45,19 @@ def find_nats_server() -> str:
 
 def free_port() -> int:
     """A port free on 127.0.0.1 now (the OS picks it; another process could take it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` different ports free on 127.0.0.1 now: all held open together while they
+    are picked, so the OS cannot hand the same one out twice (ports picked one at a time
+    can repeat: a cluster node once failed to bind a client port another node's route
+    port had been given)."""
+    with contextlib.ExitStack() as held:
+        socks = [held.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 class LocalNatsServer:
