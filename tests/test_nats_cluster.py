@@ -193,7 +193,9 @@ async def test_the_budget_guard_while_the_stream_leader_is_killed(
     leader again and the publisher's retries land; from that crossing, every session must
     stop within one tick, and the totals stay exact. How late the crossing is (and how many
     seconds were billed past the budget meanwhile) is the measured figure."""
-    sessions_n, tick_s, margin_s = 6, 0.1, 0.5
+    # 0.25 s ticks (a quarter of the service's): at 0.1 s a loaded machine once took longer
+    # than a tick to deliver the stop, which is a test of the machine, not of the guard
+    sessions_n, tick_s, margin_s = 6, 0.25, 0.5
     rate = sessions_n / tick_s  # billed seconds per second, the fleet's
     budget = 200
     async with rtn.local_nats_cluster(3) as cluster:
