@@ -21,7 +21,7 @@ async def main() -> None:
         try:
             # receive-only sessions: the server generates from the prompt alone
             await asyncio.gather(*(s.connect(prompt=f"scene {i}") for i, s in enumerate(sessions)))
-            await asyncio.sleep(1.5)
+            await asyncio.sleep(1.0)  # ~10 s billed each: cost 2 x 10 x 0.02 + 3 x 10 x 0.01
             totals = fleet.totals.value
             print(f"fleet: {totals.generating} of {totals.sessions} generating, cost {totals.cost}")
         finally:
