@@ -8,6 +8,7 @@ missing, and fails under ``CI=true``. The bad-spec and missing-tools tests run a
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -49,7 +50,20 @@ def test_the_impaired_demo_measures_the_loss_and_bills_what_the_server_billed() 
           f"{net['inbound_bitrate_bps'] / 1000:.0f} kbit/s, {net['inbound_fps']} fps, quality "
           f"{net['quality_levels']} {net['limiting_factors']}; billed "
           f"{report['billed_seconds']} s, server {report['server_billed_seconds']} s")  # fmt: skip
+    link = net["link"]
+    print(f"the link: {link['udp_sent']} UDP packets toward the client, "
+          f"{link['random_dropped']} dropped at random, {link['queue_dropped']} by the full "
+          f"queue: {link['loss']:.3f}")  # fmt: skip
     assert net["impairment"] == parse_impairment(SPEC).describe()
+    # the link really applied the random 10 % (4 standard deviations of that many packets)
+    assert abs(link["random_loss"] - 0.10) <= 4 * math.sqrt(0.09 / link["udp_sent"]), link
+    # the session measured what the link did: its loss against the link's own counters
+    # (random drop plus full-queue drops), 4 standard deviations over the media packets
+    # plus 3 points for what the link counts and the session does not (RTCP, STUN,
+    # retransmissions: ~40 % of the UDP packets in a run)
+    packets = net["packets_received"] + net["packets_lost"]
+    margin = 4 * math.sqrt(link["loss"] * (1 - link["loss"]) / packets) + 0.03
+    assert abs(net["packet_loss"] - link["loss"]) <= margin, (net, margin)
     assert LOSS_LOW <= net["packet_loss"] <= LOSS_HIGH, net
     assert report["ticks"] > 0 and report["frames_received"] > 0  # video still plays
     assert report["billed_seconds"] == report["server_billed_seconds"] > 0

@@ -28,7 +28,7 @@ from ..operators import billed_seconds
 from ..server import EmbeddedServer, serve_embedded
 from ..session import Session
 from ..tapes import TapeRecorder
-from ..testing import Impairment
+from ..testing import ImpairedNetwork, Impairment
 from ._impair import NetworkWatch, check_impairment, impaired_server
 
 __all__ = ["DemoReport", "print_summary", "run_demo", "run_demo_command"]
@@ -99,15 +99,15 @@ def _observe(session: Session, report: DemoReport) -> None:
 @contextlib.asynccontextmanager
 async def _server(
     impairment: Impairment | None, tick_interval_s: float, media: str
-) -> AsyncIterator[EmbeddedServer]:
-    """The embedded server here, or on the far end of the impaired link."""
+) -> AsyncIterator[tuple[EmbeddedServer, ImpairedNetwork | None]]:
+    """The embedded server here, or on the far end of the impaired link (and the link)."""
     settings: dict[str, Any] = {"tick_interval_s": tick_interval_s, "media": media}
     if impairment is None:
         async with serve_embedded(**settings) as server:
-            yield server
+            yield server, None
     else:
-        async with impaired_server(impairment, **settings) as server:
-            yield server
+        async with impaired_server(impairment, **settings) as (net, server):
+            yield server, net
 
 
 async def run_demo(
@@ -146,7 +146,7 @@ async def run_demo(
     # its client namespace: a socket stays where it was made, reachable from this machine
     listener = listen(*web) if web is not None else None
     try:
-        async with _server(impairment, tick_interval_s, media) as server:
+        async with _server(impairment, tick_interval_s, media) as (server, net):
             session = Session(server.url, api_key=server.api_key, model=DEFAULT_MODEL,
                               transport=transport)  # fmt: skip
             _observe(session, report)
@@ -182,6 +182,8 @@ async def run_demo(
                         await asyncio.sleep(seconds / 2)
                 if watch is not None:
                     watch.stop()
+            if watch is not None and net is not None:
+                watch.link = (await net.totals())["server"]
         # the server has stopped: every server session is closed and its total recorded
         report.server_billed_seconds = sum(server.billed_by_session.values())
     finally:
@@ -237,5 +239,8 @@ def print_summary(report: DemoReport, console: Console) -> None:
     )
     if report.network is not None:
         console.print(report.network.describe())
+        link = report.network.describe_link()
+        if link is not None:
+            console.print(link)
     for error in report.errors:
         console.print(f"  [red]error[/]: {error}")

@@ -25,7 +25,14 @@ from ..diagnostics import Reconnected, VideoStall
 from ..quality import ConnectionQuality, SessionStats, packet_loss_over
 from ..server import EmbeddedServer
 from ..session import Session
-from ..testing import Impairment, NetworkUnavailable, missing_requirements, parse_impairment
+from ..testing import (
+    ImpairedNetwork,
+    Impairment,
+    LinkCounters,
+    NetworkUnavailable,
+    missing_requirements,
+    parse_impairment,
+)
 
 __all__ = ["NetworkWatch", "check_impairment", "impaired_server"]
 
@@ -44,15 +51,17 @@ def check_impairment(spec: str | Impairment) -> Impairment:
 
 
 @contextlib.asynccontextmanager
-async def impaired_server(impairment: Impairment, **settings: Any) -> AsyncIterator[EmbeddedServer]:
-    """The embedded server on the far end of an impaired veth pair; the calling thread is
-    in the client namespace for the block (a socket opened here crosses the link, so open
-    anything meant for this machine, such as the web page's listener, before)."""
+async def impaired_server(
+    impairment: Impairment, **settings: Any
+) -> AsyncIterator[tuple[ImpairedNetwork, EmbeddedServer]]:
+    """The impaired veth pair and the embedded server on its far end; the calling thread
+    is in the client namespace for the block (a socket opened here crosses the link, so
+    open anything meant for this machine, such as the web page's listener, before)."""
     from ..testing import impaired_network
 
     async with impaired_network(spec=impairment) as net, net.serve(**settings) as server:
         logger.info("impaired network %s: server at %s", net.spec, net.server_addr)
-        yield server
+        yield net, server
 
 
 @dataclass
@@ -76,6 +85,10 @@ class NetworkWatch:
     downtime_s: float = 0.0
     stalls: int = 0
     stall_s: float = 0.0
+    link: LinkCounters | None = None
+    """What the link itself did to the media on its way here over the run (its nft and
+    tc counters at the server end), read by the demo before the network goes: the truth
+    the session's measured loss is compared with."""
     _subscriptions: CompositeDisposable = field(default_factory=CompositeDisposable)
 
     def start(self, session: Session) -> NetworkWatch:
@@ -168,6 +181,7 @@ class NetworkWatch:
             "downtime_s": round(self.downtime_s, 3),
             "video_stalls": self.stalls,
             "video_stall_s": round(self.stall_s, 3),
+            **({} if self.link is None else {"link": _link_json(self.link)}),
         }
 
     def describe(self) -> str:
@@ -186,6 +200,15 @@ class NetworkWatch:
         ]
         return "; ".join(parts)
 
+    def describe_link(self) -> str | None:
+        """What the link dropped, for the human summary (``None`` before it was read)."""
+        link = self.link
+        if link is None or link.total_loss is None:
+            return None
+        return (f"the link dropped {link.total_loss:.1%} of {link.udp_sent} packets toward "
+                f"the client ({link.udp_dropped} at random, {link.queue_dropped} by its "
+                f"full queue)")  # fmt: skip
+
     def rows(self) -> list[tuple[str, str]]:
         """Extra rows for the terminal view: the spec and the whole-run loss so far."""
         loss = self.packet_loss
@@ -193,3 +216,17 @@ class NetworkWatch:
             ("network", self.spec),
             ("loss (whole run)", "n/a" if loss is None else f"{loss:.1%}"),
         ]
+
+
+def _link_json(link: LinkCounters) -> dict[str, Any]:
+    loss, total = link.loss, link.total_loss
+    return {
+        "udp_sent": link.udp_sent,
+        "random_dropped": link.udp_dropped,
+        "queue_dropped": link.queue_dropped,
+        "blackhole_dropped": link.dark_dropped,
+        "random_loss": None if loss is None else round(loss, 4),
+        "loss": None if total is None else round(total, 4),
+        "method": "the link's own counters at the server end over the run: nft's UDP "
+        "packets offered and randomly dropped, tc's drops of a full rate-cap queue",
+    }

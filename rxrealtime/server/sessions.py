@@ -23,6 +23,7 @@ from .. import protocol as p
 from ..media import SyntheticTrack
 from ..models import MODELS
 from ..options import MAX_PROMPT_CHARS
+from ..transports.bitrate import install as install_loss_based_rate
 from ..transports.jitter import install as install_jitter_buffer
 from ..transports.retransmit import install as install_retransmit_gate
 from .clock import TickLedger, run_billing_clock
@@ -244,9 +245,9 @@ class ServerSession(ServerPeer):
         if self.output is not None:  # a new offer (ice-restart) replaces the old output
             self.output.stop()
         self.output = GeneratedTrack(source, self)
-        install_retransmit_gate(
-            pc.addTrack(self.server.relay.subscribe(self.output, buffered=False))
-        )
+        sender = pc.addTrack(self.server.relay.subscribe(self.output, buffered=False))
+        install_retransmit_gate(sender)
+        install_loss_based_rate(sender)
 
     def frame_due(self) -> bool:
         faults = self.server.faults
@@ -385,7 +386,9 @@ class ViewerSession(ServerPeer):
             def after_remote() -> None:
                 if self.target.output is not None:
                     track = self.server.relay.subscribe(self.target.output, buffered=False)
-                    install_retransmit_gate(pc.addTrack(track))
+                    sender = pc.addTrack(track)
+                    install_retransmit_gate(sender)
+                    install_loss_based_rate(sender)
 
             return after_remote
 

@@ -11,12 +11,20 @@ Nothing else in the package imports this layer: it may use the server and sessio
 from __future__ import annotations
 
 from .netns import ImpairedNetwork, impaired_network, missing_requirements
-from .netspec import Blackhole, Impairment, NetworkUnavailable, SpecError, parse_impairment
+from .netspec import (
+    Blackhole,
+    Impairment,
+    LinkCounters,
+    NetworkUnavailable,
+    SpecError,
+    parse_impairment,
+)
 
 __all__ = [
     "Blackhole",
     "ImpairedNetwork",
     "Impairment",
+    "LinkCounters",
     "NetworkUnavailable",
     "SpecError",
     "impaired_network",

@@ -40,7 +40,9 @@ from .netspec import (
     NetworkUnavailable,
     nft_ruleset,
     parse_counters,
+    parse_queue_drops,
     parse_rate,
+    queue_stats_command,
     setup_commands,
     tc_commands,
     teardown_commands,
@@ -175,6 +177,9 @@ class ImpairedNetwork:
         """Whether traffic between two processes of one end (over its ``lo``) is spared
         the loss, the blackhole and the counters (see :meth:`spare_loopback`)."""
         self._servers: list[_ServerThread] = []
+        self._queue_drops_at_change = {ns: 0 for ns, _ in names.ends()}
+        self._closed: dict[str, LinkCounters] | None = None
+        """The counters of the periods before the last change (``None``: never applied)."""
         self._timers: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
@@ -193,17 +198,28 @@ class ImpairedNetwork:
         return self.names.client_addr
 
     def _apply(self) -> None:
+        if self._closed is None:
+            self._closed = {"server": LinkCounters(), "client": LinkCounters()}
+        else:  # the change restarts the counters: keep what they counted so far
+            period = self._read_counters()
+            self._closed = {end: self._closed[end] + period[end] for end in period}
         rules = nft_ruleset(self.impairment.loss, self.dark, spare_loopback=self.spares_loopback)
         for ns, dev in self.names.ends():
             _run(["ip", "netns", "exec", ns, "nft", "-f", "-"], stdin=rules)
             for cmd in tc_commands(ns, dev, self.impairment.rate_bps):
                 _run(cmd)
+            self._queue_drops_at_change[ns] = self._queue_drops(ns, dev)
+
+    @staticmethod
+    def _queue_drops(ns: str, dev: str) -> int:
+        return parse_queue_drops(_run(queue_stats_command(ns, dev)))
 
     def _read_counters(self) -> dict[str, LinkCounters]:
         ends = zip(("server", "client"), self.names.ends(), strict=True)
         return {end: parse_counters(_run(["ip", "netns", "exec", ns, "nft", "-j", "list",
                                           "table", "inet", NFT_TABLE]))
-                for end, (ns, _) in ends}  # fmt: skip
+                .with_queue_drops(self._queue_drops(ns, dev), self._queue_drops_at_change[ns])
+                for end, (ns, dev) in ends}  # fmt: skip
 
     async def counters(self) -> dict[str, LinkCounters]:
         """What each end's egress really sent and dropped since the last change (``set``,
@@ -211,6 +227,17 @@ class ImpairedNetwork:
         on its way to the client, ``"client"`` the camera on its way to the server. The
         truth a session's measured loss is compared with."""
         return await asyncio.to_thread(self._read_counters)
+
+    async def totals(self) -> dict[str, LinkCounters]:
+        """As :meth:`counters`, but since the network was made, across every change: what
+        the link did to a whole run (a demo's, with its blackholes)."""
+
+        def read() -> dict[str, LinkCounters]:
+            now = self._read_counters()
+            closed = self._closed or {}
+            return {end: closed.get(end, LinkCounters()) + now[end] for end in now}
+
+        return await asyncio.to_thread(read)
 
     async def set(self, *, loss: float | None = None, rate: str | int | None = None,
                   uncapped: bool = False) -> None:  # fmt: skip

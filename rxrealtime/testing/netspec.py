@@ -13,6 +13,7 @@ a Wi-Fi path that goes dark does.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 
@@ -29,7 +30,9 @@ __all__ = [
     "nft_ruleset",
     "parse_counters",
     "parse_impairment",
+    "parse_queue_drops",
     "parse_rate",
+    "queue_stats_command",
     "setup_commands",
     "tc_commands",
     "teardown_commands",
@@ -255,21 +258,40 @@ def nft_ruleset(loss: float, dark: bool, *, spare_loopback: bool = False) -> str
 @dataclass(frozen=True)
 class LinkCounters:
     """What one end's egress really did since the last change: UDP packets offered to the
-    link, UDP packets its random loss dropped, and packets of any kind a blackhole ate."""
+    link, UDP packets its random loss dropped, packets of any kind a blackhole ate, and
+    packets the rate cap's queue dropped because it was full (tc's ``drops``: nft sees a
+    packet before the queue does, so these are among ``udp_sent`` but not ``udp_dropped``;
+    nearly all are media, the WebSocket's few TCP segments aside)."""
 
     udp_sent: int = 0
     udp_dropped: int = 0
     dark_dropped: int = 0
+    queue_dropped: int = 0
 
     @property
     def loss(self) -> float | None:
         """The share of UDP packets the random loss dropped (``None`` before any was sent)."""
         return self.udp_dropped / self.udp_sent if self.udp_sent else None
 
+    @property
+    def total_loss(self) -> float | None:
+        """The share the link lost in all: its random drop plus its full queue's drops,
+        what a receiver at the far end can measure (``None`` before any was sent)."""
+        if not self.udp_sent:
+            return None
+        return min(1.0, (self.udp_dropped + self.queue_dropped) / self.udp_sent)
+
     def __add__(self, other: LinkCounters) -> LinkCounters:
         return LinkCounters(self.udp_sent + other.udp_sent,
                             self.udp_dropped + other.udp_dropped,
-                            self.dark_dropped + other.dark_dropped)  # fmt: skip
+                            self.dark_dropped + other.dark_dropped,
+                            self.queue_dropped + other.queue_dropped)  # fmt: skip
+
+    def with_queue_drops(self, now: int, at_change: int) -> LinkCounters:
+        """These counters with the queue's drops since the last change: tc's count
+        ``now`` less its count ``at_change`` (tc keeps counting across a ``replace``;
+        nft's counters restart at each change)."""
+        return dataclasses.replace(self, queue_dropped=max(0, now - at_change))
 
 
 def parse_counters(nft_json: str) -> LinkCounters:
@@ -285,3 +307,19 @@ def parse_counters(nft_json: str) -> LinkCounters:
             if "counter" in expr:
                 found[rule["comment"]] += int(expr["counter"].get("packets", 0))
     return LinkCounters(found[UDP_SENT], found[UDP_DROPPED], found[DARK_DROPPED])
+
+
+def queue_stats_command(ns: str, dev: str) -> list[str]:
+    """The qdisc statistics of ``dev`` in ``ns``, as JSON (read by :func:`parse_queue_drops`)."""
+    return ["tc", "-n", ns, "-s", "-j", "qdisc", "show", "dev", dev]
+
+
+def parse_queue_drops(tc_json: str) -> int:
+    """Packets the root qdisc dropped (tc's ``drops``) from :func:`queue_stats_command`'s
+    output; 0 when no cap is set (the default qdisc of a veth end drops nothing)."""
+    import json
+
+    text = tc_json.strip()
+    if not text:
+        return 0
+    return sum(int(q.get("drops", 0)) for q in json.loads(text) if q.get("root", True))

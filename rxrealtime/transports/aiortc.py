@@ -22,6 +22,7 @@ from ..exceptions import ConnectionLost, ProtocolError, SecretScope
 from ..media import VIDEO_CLOCK_RATE, BorrowedTrack
 from ..quality import MediaCounters
 from .base import MediaContext, MediaTransport
+from .bitrate import install as install_loss_based_rate
 from .ice import CandidateBuffer, candidate_from_wire, create_peer_connection, gather_on_loopback
 from .jitter import install as install_jitter_buffer
 from .pacing import FramePacer, LoopLag
@@ -106,6 +107,7 @@ class AiortcTransport(MediaTransport):
             transceiver = pc.addTransceiver("video", direction="recvonly")
         install_jitter_buffer(transceiver.receiver)
         install_retransmit_gate(transceiver.sender)
+        install_loss_based_rate(transceiver.sender)
         if self.context.preferred_codec:
             transceiver.setCodecPreferences(_codecs_first(self.context.preferred_codec))
         offer = await pc.createOffer()
