@@ -33,13 +33,16 @@ from rxrealtime.quality import SessionStats, packet_loss_over
 from rxrealtime.server.livekit_rooms import livekit_host
 from rxrealtime.server.livekit_server import LiveKitServer, render_config
 from rxrealtime.testing import ImpairedNetwork, impaired_network, missing_requirements
-from rxrealtime.testing.netspec import nft_ruleset
+from rxrealtime.testing.netspec import nft_ruleset, parse_rate
 
 CLIENT = Path(__file__).with_name("impaired_livekit_client.py")
 PORT = 8765  # the namespaces are fresh: nothing else listens there
-STAGES = ((0.0, 5.0), (0.10, 11.0))
-"""Nominal loss and seconds: under loss LiveKit's congestion control lowers the bitrate
-(~120-380 kbit/s, 15-45 packets/s), so the lossy stage is the long one."""
+STAGES = ((0.0, None, 5.0), (0.10, None, 11.0), (0.0, "2mbit", 6.0), (0.0, "300kbit", 10.0))
+"""Nominal loss, rate cap and seconds: under loss LiveKit's congestion control lowers the
+bitrate (~120-380 kbit/s, 15-45 packets/s), so the lossy stage is the long one; the
+capped stage is long enough for the sender to settle under the cap."""
+BURST_MARGIN = 1.15
+"""As in tests/test_cli_impair.py: the token bucket lets its rate through plus a burst."""
 SIGMAS = 4
 """As in tests/test_impaired_network.py: the session's loss is compared with what the link
 really dropped on the server end in the same stage (its nft counters), within 4 binomial
@@ -174,30 +177,34 @@ async def test_livekit_loss_is_what_the_link_dropped_and_billing_stays_exact(
         await net.spare_loopback()
         async with livekit_ends(net, tmp_path) as (server, client):
             stages = {}
-            for nominal, seconds in STAGES:
-                await net.set(loss=nominal)
+            for nominal, cap, seconds in STAGES:
+                await (net.set(loss=nominal, uncapped=True) if cap is None
+                       else net.set(loss=nominal, rate=cap))  # fmt: skip
                 start = len(client.of("stats")) + 1  # the interval the change fell in is mixed
                 await asyncio.sleep(seconds)
                 truth = (await net.counters())["server"]  # the generated video on its way out
-                stages[nominal] = (truth, stats_of(client, start))
+                stages[(nominal, cap)] = (truth, stats_of(client, start))
         summary = client.of("summary")
         billed = server.of("billed_s")
     assert summary and billed, (client.text[-3:], server.text[-3:])
-    for nominal, (truth, stage) in stages.items():
+    for (nominal, cap), (truth, stage) in stages.items():
         measured = packet_loss_over(stage)
         packets = sum((s.packets_received or 0) + (s.packets_lost or 0) for s in stage)
-        real = truth.loss or 0.0
+        real = truth.total_loss or 0.0  # random drop and the cap's full queue
         margin = SIGMAS * math.sqrt(max(real, 0.01) * (1 - real) / max(packets, 1)) + 0.01
         fps = sum(s.inbound_fps for s in stage) / len(stage)
         kbps = sum(s.inbound_bitrate_bps or 0 for s in stage) / len(stage) / 1e3
         rtts = [s.rtt_s for s in stage if s.rtt_s is not None]
-        print(f"LiveKit loss {nominal:.0%}: link dropped {real:.1%} of {truth.udp_sent}, "
+        print(f"LiveKit loss {nominal:.0%}, cap {cap}: link dropped {real:.1%} of "
+              f"{truth.udp_sent} ({truth.queue_dropped} by the queue), "
               f"session measured {measured:.1%} of {packets} packets (margin {margin:.1%}), "
               f"{fps:.1f} fps, {kbps:.0f} kbit/s, rtt {max(rtts, default=None)}")  # fmt: skip
         assert measured is not None and abs(measured - real) <= margin, (nominal, stage)
         if nominal > 0:
             assert packets >= 100 and measured > 0, (packets, measured)
         assert fps >= 5 and kbps > 0  # video still arrives
+        if cap is not None:  # LiveKit's sender settles under the cap (the mean of the stage)
+            assert kbps * 1e3 <= parse_rate(cap) * BURST_MARGIN, (kbps, stage)
     (client_total,) = summary
     print(f"billed: client {client_total['billed_s']} s, server {billed[0]} s; {client_total}")
     assert client_total["billed_s"] == billed[0] > 0  # not a second lost or doubled
