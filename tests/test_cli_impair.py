@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import loss_margin
 from conftest_livekit import skip_or_fail
 
 from rxrealtime.testing import missing_requirements, parse_impairment
@@ -62,7 +63,7 @@ def test_the_impaired_demo_measures_the_loss_and_bills_what_the_server_billed() 
     # plus 3 points for what the link counts and the session does not (RTCP, STUN,
     # retransmissions: ~40 % of the UDP packets in a run)
     packets = net["packets_received"] + net["packets_lost"]
-    margin = 4 * math.sqrt(link["loss"] * (1 - link["loss"]) / packets) + 0.03
+    margin = loss_margin(link["loss"], packets, slack=0.03)
     assert abs(net["packet_loss"] - link["loss"]) <= margin, (net, margin)
     assert LOSS_LOW <= net["packet_loss"] <= LOSS_HIGH, net
     assert report["ticks"] > 0 and report["frames_received"] > 0  # video still plays

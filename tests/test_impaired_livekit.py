@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import wait_until
+from conftest import loss_margin, wait_until
 from conftest_livekit import require_livekit, skip_or_fail
 
 from rxrealtime.quality import SessionStats, packet_loss_over
@@ -43,16 +42,15 @@ bitrate (~120-380 kbit/s, 15-45 packets/s), so the lossy stage is the long one; 
 capped stage is long enough for the sender to settle under the cap."""
 BURST_MARGIN = 1.15
 """As in tests/test_cli_impair.py: the token bucket lets its rate through plus a burst."""
-SIGMAS = 4
+LINK_SLACK = 0.01
 """As in tests/test_impaired_network.py: the session's loss is compared with what the link
-really dropped on the server end in the same stage (its nft counters), within 4 binomial
-standard deviations over the packets the session counted (10 % over ~300 packets: 6.9
-points), plus 1 point for what the link counts and the session's video RTP does not (RTCP,
-STUN, LiveKit's padding probes and the SFU's retransmissions: dropped at the same rate,
-so they move the share by sampling only). A correct estimator misses it about once in
-15,000 stages. That margin alone is wide when the bitrate falls (8 % over 150 packets:
-10 points), so a lossy stage must also have seen a loss: none in 100 packets at 10 % is
-0.9^100 = 3e-5, and an estimator that reads no loss (this transport before) fails."""
+really dropped on the server end in the same stage (``conftest.loss_margin``), plus 1
+point for what the link counts and the session's video RTP does not (RTCP, STUN,
+LiveKit's padding probes and the SFU's retransmissions: dropped at the same rate, so they
+move the share by sampling only). That margin alone is wide when the bitrate falls (8 %
+over 150 packets: 10 points), so a lossy stage must also have seen a loss: none in 100
+packets at 10 % is 0.9^100 = 3e-5, and an estimator that reads no loss (this transport
+before) fails."""
 
 
 # -- the pure part: everywhere ---------------------------------------------------------
@@ -191,7 +189,7 @@ async def test_livekit_loss_is_what_the_link_dropped_and_billing_stays_exact(
         measured = packet_loss_over(stage)
         packets = sum((s.packets_received or 0) + (s.packets_lost or 0) for s in stage)
         real = truth.total_loss or 0.0  # random drop and the cap's full queue
-        margin = SIGMAS * math.sqrt(max(real, 0.01) * (1 - real) / max(packets, 1)) + 0.01
+        margin = loss_margin(real, packets, LINK_SLACK)
         fps = sum(s.inbound_fps for s in stage) / len(stage)
         kbps = sum(s.inbound_bitrate_bps or 0 for s in stage) / len(stage) / 1e3
         rtts = [s.rtt_s for s in stage if s.rtt_s is not None]

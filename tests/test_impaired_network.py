@@ -10,12 +10,11 @@ matrix entries, a laptop), and fail under ``CI=true`` (``make test`` installs nf
 from __future__ import annotations
 
 import asyncio
-import math
 import statistics
 
 import msgspec
 import pytest
-from conftest import wait_until
+from conftest import loss_margin, wait_until
 from conftest_livekit import skip_or_fail
 
 import rxrealtime as rt
@@ -159,14 +158,10 @@ def mean(values: list[float | None]) -> float:
 
 
 STAGE_S = 6.0
-SIGMAS = 4
+LINK_SLACK = 0.01
 """The session's loss is compared with the loss the link *really* applied in the same
-stage (its nft counters), not with the nominal share: both are samples of one random
-drop. The margin is 4 standard deviations of a binomial share over the packets the
-session counted (e.g. 10 % over ~300 packets: 6.9 points) plus 1 point for the RTCP,
-STUN and retransmissions the link counts and the session does not: a correct estimator
-misses it about once in 15,000 stages, a wrong one (such as the RTX mix-up this found,
-10 % read as 0-8 %) does not pass."""
+stage (its nft counters), not with the nominal share (``conftest.loss_margin``), with
+1 point for the RTCP, STUN and retransmissions the link counts and the session does not."""
 
 
 async def test_injected_loss_is_what_the_session_measures_and_grades(network_tools: None) -> None:
@@ -188,7 +183,7 @@ async def test_injected_loss_is_what_the_session_measures_and_grades(network_too
         measured = packet_loss_over(stage)
         packets = sum((s.packets_received or 0) + (s.packets_lost or 0) for s in stage)
         real = truth.loss or 0.0
-        margin = SIGMAS * math.sqrt(max(real, 0.01) * (1 - real) / max(packets, 1)) + 0.01
+        margin = loss_margin(real, packets, LINK_SLACK)
         verdicts = [assess(s) for s in stage]
         levels = [v.level for v in verdicts]
         fps = mean([s.inbound_fps for s in stage])

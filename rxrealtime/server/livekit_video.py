@@ -22,7 +22,7 @@ encoding: a client whose link cannot carry the full size then gets a lower layer
 the SFU instead of a queue that overflows. With one layer the SFU could only keep
 sending it: on a 300 kbit/s link a 640x360 stream of ~400 kbit/s plus the
 retransmissions of what the full queue dropped arrived at 2.3 fps with 44 % loss and
-0.6 s of RTT; with simulcast, 15 fps at ~150 kbit/s and no loss. On a clean link the
+0.6 s of RTT; with simulcast, 14.7-15.3 fps at ~205 kbit/s, 0-2 packets dropped. On a clean link the
 client still receives the native size at the full rate (1280x720 at 30 fps); the cost
 is the server's extra encodes (26 -> 35 % of a core at 1280x720@30).
 """

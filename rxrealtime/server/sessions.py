@@ -23,9 +23,8 @@ from .. import protocol as p
 from ..media import SyntheticTrack
 from ..models import MODELS
 from ..options import MAX_PROMPT_CHARS
-from ..transports.bitrate import install as install_loss_based_rate
 from ..transports.jitter import install as install_jitter_buffer
-from ..transports.retransmit import install as install_retransmit_gate
+from ..transports.senders import install_sender_rules
 from .clock import TickLedger, run_billing_clock
 from .context import ServerContext
 from .delivery import DeliveryBook, TcpProgress
@@ -245,9 +244,7 @@ class ServerSession(ServerPeer):
         if self.output is not None:  # a new offer (ice-restart) replaces the old output
             self.output.stop()
         self.output = GeneratedTrack(source, self)
-        sender = pc.addTrack(self.server.relay.subscribe(self.output, buffered=False))
-        install_retransmit_gate(sender)
-        install_loss_based_rate(sender)
+        install_sender_rules(pc.addTrack(self.server.relay.subscribe(self.output, buffered=False)))
 
     def frame_due(self) -> bool:
         faults = self.server.faults
@@ -386,9 +383,7 @@ class ViewerSession(ServerPeer):
             def after_remote() -> None:
                 if self.target.output is not None:
                     track = self.server.relay.subscribe(self.target.output, buffered=False)
-                    sender = pc.addTrack(track)
-                    install_retransmit_gate(sender)
-                    install_loss_based_rate(sender)
+                    install_sender_rules(pc.addTrack(track))
 
             return after_remote
 

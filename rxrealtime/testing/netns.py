@@ -178,8 +178,12 @@ class ImpairedNetwork:
         the loss, the blackhole and the counters (see :meth:`spare_loopback`)."""
         self._servers: list[_ServerThread] = []
         self._queue_drops_at_change = {ns: 0 for ns, _ in names.ends()}
-        self._closed: dict[str, LinkCounters] | None = None
-        """The counters of the periods before the last change (``None``: never applied)."""
+        self._closed = {"server": LinkCounters(), "client": LinkCounters()}
+        """The counters of the periods before the last change (nft restarts at each)."""
+        self._applied = False
+        self._lock = threading.Lock()
+        """A change (a blackhole's timer may end one while ``set`` makes another) and a
+        read of the counters each see the rules and the counts of one period."""
         self._timers: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
@@ -198,11 +202,14 @@ class ImpairedNetwork:
         return self.names.client_addr
 
     def _apply(self) -> None:
-        if self._closed is None:
-            self._closed = {"server": LinkCounters(), "client": LinkCounters()}
-        else:  # the change restarts the counters: keep what they counted so far
-            period = self._read_counters()
+        with self._lock:
+            self._apply_locked()
+
+    def _apply_locked(self) -> None:
+        if self._applied:  # the change restarts the counters: keep what they counted so far
+            period = self._read_locked()
             self._closed = {end: self._closed[end] + period[end] for end in period}
+        self._applied = True
         rules = nft_ruleset(self.impairment.loss, self.dark, spare_loopback=self.spares_loopback)
         for ns, dev in self.names.ends():
             _run(["ip", "netns", "exec", ns, "nft", "-f", "-"], stdin=rules)
@@ -215,6 +222,10 @@ class ImpairedNetwork:
         return parse_queue_drops(_run(queue_stats_command(ns, dev)))
 
     def _read_counters(self) -> dict[str, LinkCounters]:
+        with self._lock:
+            return self._read_locked()
+
+    def _read_locked(self) -> dict[str, LinkCounters]:
         ends = zip(("server", "client"), self.names.ends(), strict=True)
         return {end: parse_counters(_run(["ip", "netns", "exec", ns, "nft", "-j", "list",
                                           "table", "inet", NFT_TABLE]))
@@ -233,9 +244,9 @@ class ImpairedNetwork:
         the link did to a whole run (a demo's, with its blackholes)."""
 
         def read() -> dict[str, LinkCounters]:
-            now = self._read_counters()
-            closed = self._closed or {}
-            return {end: closed.get(end, LinkCounters()) + now[end] for end in now}
+            with self._lock:
+                now = self._read_locked()
+                return {end: self._closed[end] + now[end] for end in now}
 
         return await asyncio.to_thread(read)
 

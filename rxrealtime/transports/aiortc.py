@@ -22,11 +22,10 @@ from ..exceptions import ConnectionLost, ProtocolError, SecretScope
 from ..media import VIDEO_CLOCK_RATE, BorrowedTrack
 from ..quality import MediaCounters
 from .base import MediaContext, MediaTransport
-from .bitrate import install as install_loss_based_rate
 from .ice import CandidateBuffer, candidate_from_wire, create_peer_connection, gather_on_loopback
 from .jitter import install as install_jitter_buffer
 from .pacing import FramePacer, LoopLag
-from .retransmit import install as install_retransmit_gate
+from .senders import install_sender_rules
 
 __all__ = ["AiortcTransport"]
 
@@ -106,8 +105,7 @@ class AiortcTransport(MediaTransport):
         else:
             transceiver = pc.addTransceiver("video", direction="recvonly")
         install_jitter_buffer(transceiver.receiver)
-        install_retransmit_gate(transceiver.sender)
-        install_loss_based_rate(transceiver.sender)
+        install_sender_rules(transceiver.sender)
         if self.context.preferred_codec:
             transceiver.setCodecPreferences(_codecs_first(self.context.preferred_codec))
         offer = await pc.createOffer()
