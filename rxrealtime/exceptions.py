@@ -43,10 +43,12 @@ whatever their value's length.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 import logging
 import re
 import threading
+from collections.abc import Iterator
 from typing import NamedTuple
 from urllib.parse import quote
 
@@ -250,11 +252,29 @@ _index = _Index()
 _forever: set[str] = set()
 """Secrets held by :func:`register_secret` for the life of the process."""
 _lock = threading.Lock()
+_inside = threading.local()
+_released_inside: list[str] = []
+"""Secrets released while this thread held :data:`_lock`: a scope's ``release`` run by
+the garbage collector (a ``weakref.finalize`` of its owner) in the middle of
+:func:`_hold` or :func:`_drop`. Taking the lock again there would deadlock the thread
+(seen as a hung test run), so they wait here and are dropped before the lock is let go."""
+
+
+@contextlib.contextmanager
+def _registry() -> Iterator[None]:
+    with _lock:
+        _inside.active = True
+        try:
+            yield
+            while _released_inside:
+                _drop_locked(_released_inside.pop())
+        finally:
+            _inside.active = False
 
 
 def _hold(secret: str) -> None:
     global _index
-    with _lock:
+    with _registry():
         count = _live.get(secret, 0)
         _live[secret] = count + 1
         if not count:
@@ -262,13 +282,20 @@ def _hold(secret: str) -> None:
 
 
 def _drop(secret: str) -> None:
+    if getattr(_inside, "active", False):  # the collector, inside _hold/_drop here
+        _released_inside.append(secret)
+        return
+    with _registry():
+        _drop_locked(secret)
+
+
+def _drop_locked(secret: str) -> None:
     global _index
-    with _lock:
-        count = _live.pop(secret, 0)
-        if count > 1:
-            _live[secret] = count - 1
-        elif count:
-            _index = _index.removing(secret)
+    count = _live.pop(secret, 0)
+    if count > 1:
+        _live[secret] = count - 1
+    elif count:
+        _index = _index.removing(secret)
 
 
 class SecretScope:
@@ -330,7 +357,7 @@ def register_secret(secret: str | None) -> None:
     """
     if not secret or secret in _forever:
         return
-    with _lock:  # the check again, under the lock: registered once however many threads
+    with _registry():  # the check again, under the lock: registered once however many threads
         if secret in _forever:
             return
         _forever.add(secret)

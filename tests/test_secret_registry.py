@@ -140,3 +140,39 @@ def test_the_secrets_bench_suite_reports_cycles_and_redaction(tmp_path: Path) ->
     targets = {t["target"]: t for t in doc["targets"]}
     assert targets["registry back at its starting size"]["met"]
     assert (tmp_path / "secrets.json").is_file()
+
+
+def test_a_scope_released_by_the_garbage_collector_mid_registration_does_not_deadlock() -> None:
+    """A session's scope is released by a ``weakref.finalize`` of its owner; the collector
+    may run that inside another registration, on the same thread, while the registry's
+    lock is held. It once hung a matrix entry for good; now the release waits its turn
+    and the registry ends where it started."""
+    import gc
+    import threading
+    import weakref
+
+    before = live_secret_count()
+
+    def churn() -> None:
+        gc.set_threshold(1, 1, 1)  # collect at nearly every allocation
+        try:
+            for i in range(2000):
+                owner = _Owner()
+                owner.me = owner  # a cycle: only the collector frees it
+                scope = SecretScope(f"key-{i}-{uuid.uuid4().hex}")
+                weakref.finalize(owner, scope.release)
+                del owner, scope
+                SecretScope(f"other-{i}-{uuid.uuid4().hex}").release()
+        finally:
+            gc.set_threshold(700, 10, 10)
+            gc.collect()
+
+    worker = threading.Thread(target=churn, daemon=True)
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "the registry deadlocked on a release by the collector"
+    assert live_secret_count() == before
+
+
+class _Owner:
+    me: object = None
